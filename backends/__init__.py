@@ -1,0 +1,1 @@
+"""Framework backends (``rna_core.backends``); each subpackage imports its framework on first use only."""

@@ -1,0 +1,133 @@
+"""Normalization layers and the RNA slot for PyTorch (NCHW).
+
+Formulas (x: (N, C, H, W), eps = 1e-5, momentum m = 0.1 as torch's BatchNorm2d):
+- BN: per channel c, mu_c, var_c over (N, H, W); train: y = (x - mu) / sqrt(var + eps) with the biased
+  var, running <- (1 - m) running + m * stat with the unbiased var; eval: running statistics.
+- BGN (G groups, "batch-group norm"): one mu_g, var_g per group over (N, C/G, H, W); the same rules as
+  BN with n = N * C/G * H * W in the unbiased factor n / (n - 1). (The authors' code inverted the
+  momentum and used N / (N - 1); see DESIGN.md.)
+- GN (G groups; IN = GN with C groups, LN = GN with 1 group): per sample and group over (C/G, H, W),
+  identical in train and eval. Affine gamma, beta are per channel for all kinds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from rna_core.norms import NormSpec
+
+EPS = 1e-5
+MOMENTUM = 0.1
+
+
+class _Affine(nn.Module):
+    def __init__(self, channels: int, affine: bool) -> None:
+        super().__init__()
+        self.channels = channels
+        if affine:
+            self.weight = nn.Parameter(torch.ones(channels))
+            self.bias = nn.Parameter(torch.zeros(channels))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+
+class BatchNorm(_Affine):
+    """BN with running statistics (no ``num_batches_tracked``: momentum is fixed)."""
+
+    def __init__(self, channels: int, affine: bool = True) -> None:
+        super().__init__(channels, affine)
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training, MOMENTUM, EPS)
+
+
+class BatchGroupNorm(_Affine):
+    """BGN: batch statistics pooled over each group of C/G channels (Eq. 3 of the RNA paper)."""
+
+    def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
+        super().__init__(channels, affine)
+        if channels % groups:
+            raise ValueError(f"BGN: {groups} groups do not divide {channels} channels")
+        self.groups = groups
+        self.register_buffer("running_mean", torch.zeros(groups))
+        self.register_buffer("running_var", torch.ones(groups))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xg = rearrange(x, "n (g c) h w -> n g c h w", g=self.groups)
+        if self.training:
+            var, mean = torch.var_mean(xg, dim=(0, 2, 3, 4), correction=0)
+            n = xg.numel() // self.groups
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach(), MOMENTUM)
+                self.running_var.lerp_(var.detach() * (n / max(n - 1, 1)), MOMENTUM)
+        else:
+            mean, var = self.running_mean, self.running_var
+        shape = (1, self.groups, 1, 1, 1)
+        y = (xg - mean.view(shape)) * torch.rsqrt(var.view(shape) + EPS)
+        y = rearrange(y, "n g c h w -> n (g c) h w")
+        if self.weight is not None:
+            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return y
+
+
+class GroupNorm(_Affine):
+    """GN with G groups; IN (G = C) and LN (G = 1) are its extremes."""
+
+    def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
+        super().__init__(channels, affine)
+        if channels % groups:
+            raise ValueError(f"GN: {groups} groups do not divide {channels} channels")
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.groups, self.weight, self.bias, EPS)
+
+
+def make_norm(spec: NormSpec, channels: int) -> nn.Module:
+    """The layer for one candidate on a ``channels``-wide feature map."""
+    g = spec.num_groups(channels)
+    if spec.kind == "bn":
+        return BatchNorm(channels, spec.affine)
+    if spec.kind == "bgn":
+        return BatchGroupNorm(channels, g, spec.affine)
+    return GroupNorm(channels, g, spec.affine)
+
+
+class PathState:
+    """The path of the forward in progress, shared by all slots of one network (host-side ints)."""
+
+    def __init__(self, num_layers: int) -> None:
+        self.path = np.zeros(num_layers, np.int64)
+
+
+class NormSlot(nn.Module):
+    """RNA module: several candidates, exactly one of which runs per forward.
+
+    The candidate is chosen by the network's current path (``PathState``), read on the host, so only
+    the selected layer is computed and no device synchronisation happens. Candidates are children named
+    by their spec key (``bn``, ``in``, ``gn8``...), which gives canonical names such as
+    ``layer1.0.main.norm1.in.weight``. A slot outside the path space (``slot=None``) has one candidate.
+    """
+
+    def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None, state: PathState) -> None:
+        super().__init__()
+        self.slot = slot
+        for spec in specs:
+            self.add_module(spec.key, make_norm(spec, channels))
+        self.keys = [s.key for s in specs]
+        self._state = state
+
+    def selected(self) -> nn.Module:
+        k = 0 if self.slot is None else int(self._state.path[self.slot])
+        return getattr(self, self.keys[k])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.selected()(x)

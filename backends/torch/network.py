@@ -1,0 +1,90 @@
+"""Turn a ``rna_core.models`` graph into torch modules whose names are the canonical parameter names."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from rna_core.controller import PathController
+from rna_core.models import graph as g
+from rna_core.norms import parse_norms
+
+from .layers import NormSlot, PathState
+
+_PLAIN_BN = parse_norms("bn")
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class GlobalAvgPool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+class Residual(nn.Module):
+    def __init__(self, node: g.Residual, build) -> None:
+        super().__init__()
+        self.pre = build(node.pre) if node.pre is not None else None
+        self.main = build(node.main)
+        self.shortcut = build(node.shortcut) if node.shortcut is not None else None
+        self.from_pre = node.shortcut_from_pre
+        self.post_relu = node.post_relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pre(x) if self.pre is not None else x
+        s = x if self.shortcut is None else self.shortcut(h if self.from_pre else x)
+        y = self.main(h) + s
+        return torch.relu(y) if self.post_relu else y
+
+
+class Network(nn.Module):
+    """A built graph. Each forward first asks the controller for its path (the sampling policy)."""
+
+    def __init__(self, graph: g.Graph, controller: PathController) -> None:
+        super().__init__()
+        if controller.space.num_layers != graph.num_slots:
+            raise ValueError(f"{graph.name} has {graph.num_slots} normalization slots but the path space has "
+                             f"{controller.space.num_layers} layers")
+        self.graph = graph
+        self.controller = controller
+        self._state = PathState(graph.num_slots)
+        for name, child in graph.root.children:
+            self.add_module(name, self._build(child))
+
+    def _build(self, node: object) -> nn.Module:
+        if isinstance(node, g.Seq):
+            return nn.Sequential(OrderedDict((n, self._build(c)) for n, c in node.children))
+        if isinstance(node, g.Residual):
+            return Residual(node, self._build)
+        if isinstance(node, g.Conv):
+            return nn.Conv2d(node.cin, node.cout, node.kernel, node.stride, node.padding, bias=node.bias)
+        if isinstance(node, g.Norm):
+            specs = _PLAIN_BN if node.slot is None else self.controller.space.candidates[node.slot]
+            return NormSlot(node.channels, specs, node.slot, self._state)
+        if isinstance(node, g.ReLU):
+            return nn.ReLU()
+        if isinstance(node, g.MaxPool):
+            return nn.MaxPool2d(node.kernel, node.stride, node.padding)
+        if isinstance(node, g.GlobalAvgPool):
+            return GlobalAvgPool()
+        if isinstance(node, g.Linear):
+            return nn.Linear(node.cin, node.cout)
+        if isinstance(node, g.Normalize):
+            return Normalize(node.mean, node.std)
+        raise TypeError(f"the torch backend cannot build graph node {type(node).__name__}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._state.path[:] = self.controller.next_path()
+        for module in self._modules.values():
+            x = module(x)
+        return x

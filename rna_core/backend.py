@@ -1,0 +1,104 @@
+"""The Backend interface: everything the core's algorithms ask of a framework.
+
+Batches and random draws cross it as numpy arrays; models, optimizers and tensors on the other side
+are opaque handles. Parameters cross it as ``dict[str, np.ndarray]`` under canonical, torch-style
+names, so one safetensors file serves every backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .attacks import AttackSpec
+from .controller import PathController
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    graph_mode: bool = False
+    deterministic: bool = True
+    devices: tuple[str, ...] = ("cpu",)
+
+
+@dataclass(frozen=True)
+class SGDConfig:
+    """SGD with heavy-ball momentum and L2 weight decay on every parameter, torch.optim.SGD's update:
+    g = grad + wd * w; b = momentum * b + g; w = w - lr * b."""
+
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+
+@dataclass
+class StepResult:
+    loss: float
+    correct: int
+    count: int
+
+
+class Backend(ABC):
+    """A framework behind the core. Subclasses set ``name`` and ``capabilities``."""
+
+    name: str = "abstract"
+    capabilities = Capabilities()
+
+    def unsupported(self, what: str) -> NotImplementedError:
+        return NotImplementedError(f"{what} is not supported by the {self.name} backend")
+
+    @abstractmethod
+    def seed(self, seed: int) -> None:
+        """Seed the framework's own RNG (weight initialisation only; all other draws come from the core)."""
+
+    @abstractmethod
+    def build_model(self, graph: Any, controller: PathController) -> Any:
+        """Instantiate a ``rna_core.models`` graph; its forward takes its path from ``controller``."""
+
+    @abstractmethod
+    def tensor(self, array: np.ndarray) -> Any:
+        """numpy -> framework tensor on the backend's device."""
+
+    @abstractmethod
+    def numpy(self, tensor: Any) -> np.ndarray:
+        """framework tensor -> numpy."""
+
+    @abstractmethod
+    def set_training(self, model: Any, training: bool) -> None:
+        """Train mode (batch statistics, running-stat updates) or eval mode."""
+
+    @abstractmethod
+    def get_state(self, model: Any) -> dict[str, np.ndarray]:
+        """Parameters and buffers under canonical names."""
+
+    @abstractmethod
+    def set_state(self, model: Any, state: dict[str, np.ndarray]) -> None:
+        """Load canonical state; missing or unexpected names or wrong shapes raise ValueError."""
+
+    @abstractmethod
+    def make_optimizer(self, model: Any, config: SGDConfig) -> Any: ...
+
+    @abstractmethod
+    def set_lr(self, optimizer: Any, lr: float) -> None: ...
+
+    @abstractmethod
+    def get_optimizer_state(self, optimizer: Any, model: Any) -> dict[str, np.ndarray]:
+        """Momentum buffers under ``momentum.<canonical name>``."""
+
+    @abstractmethod
+    def set_optimizer_state(self, optimizer: Any, model: Any, state: dict[str, np.ndarray]) -> None: ...
+
+    @abstractmethod
+    def train_step(self, model: Any, optimizer: Any, x: Any, y: Any) -> StepResult:
+        """One optimizer step on mean cross-entropy of ``model(x)``, in the model's current mode."""
+
+    @abstractmethod
+    def logits(self, model: Any, x: Any) -> Any:
+        """Forward without gradient (one draw of the path)."""
+
+    @abstractmethod
+    def attack(self, model: Any, x: Any, y: Any, spec: AttackSpec, delta0: np.ndarray) -> Any:
+        """Adversarial examples for ``spec`` starting at x + delta0, in the model's current mode."""

@@ -1,0 +1,96 @@
+"""Checkpoints: safetensors weights under canonical names plus a JSON sidecar, written atomically.
+
+A checkpoint ``ckpt-e0007`` in a run directory is two files, ``ckpt-e0007.safetensors`` (model state,
+and optimizer state under ``optimizer.``) and ``ckpt-e0007.json`` (recipe, path space, architecture,
+epoch, RNG states, metric history, the weights' SHA-256). ``latest.json`` names the newest complete
+checkpoint and is replaced last, so a crash at any moment leaves the previous one intact. Nothing is
+ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+FORMAT = "rna-core-checkpoint/1"
+OPT_PREFIX = "optimizer."
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(run_dir: str | Path, tag: str, model_state: dict[str, np.ndarray],
+                    optimizer_state: dict[str, np.ndarray], meta: dict, keep: int = 2) -> Path:
+    """Write ``tag`` into ``run_dir``, point ``latest.json`` at it, keep the newest ``keep`` checkpoints."""
+    run_dir = Path(run_dir)
+    tensors = {k: np.ascontiguousarray(v) for k, v in model_state.items()}
+    tensors.update({OPT_PREFIX + k: np.ascontiguousarray(v) for k, v in optimizer_state.items()})
+    blob = st_save(tensors, metadata={"format": FORMAT})
+    weights = run_dir / f"{tag}.safetensors"
+    atomic_write(weights, blob)
+    sidecar = dict(meta, format=FORMAT, weights=weights.name, sha256=hashlib.sha256(blob).hexdigest())
+    atomic_write(run_dir / f"{tag}.json", json.dumps(sidecar, indent=1).encode())
+    atomic_write(run_dir / "latest.json", json.dumps({"checkpoint": tag}).encode())
+    tags = sorted(p.stem for p in run_dir.glob("ckpt-*.json"))
+    for old in tags[:-keep] if keep > 0 else []:
+        for suffix in (".json", ".safetensors"):
+            (run_dir / f"{old}{suffix}").unlink(missing_ok=True)
+    return run_dir / f"{tag}.json"
+
+
+def resolve(path: str | Path) -> Path:
+    """The sidecar JSON of a checkpoint given as a run directory, a .json or a .safetensors path."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no checkpoint at {p}")
+    if p.is_dir():
+        latest = p / "latest.json"
+        if not latest.is_file():
+            raise FileNotFoundError(f"{p} holds no checkpoint (missing latest.json)")
+        p = p / (json.loads(latest.read_text())["checkpoint"] + ".json")
+    elif p.suffix == ".safetensors":
+        p = p.with_suffix(".json")
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint sidecar {p} not found")
+    return p
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
+    """(model state, optimizer state, sidecar metadata); the weights' hash is checked."""
+    sidecar = resolve(path)
+    meta = json.loads(sidecar.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{sidecar}: not an rna-core checkpoint (format {meta.get('format')!r})")
+    blob_path = sidecar.parent / meta["weights"]
+    if not blob_path.is_file():
+        raise FileNotFoundError(f"weights {blob_path} named by {sidecar} are missing")
+    blob = blob_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+        raise ValueError(f"{blob_path} does not match the hash recorded in {sidecar} (truncated or replaced)")
+    tensors = st_load(blob)
+    model = {k: v for k, v in tensors.items() if not k.startswith(OPT_PREFIX)}
+    opt = {k[len(OPT_PREFIX):]: v for k, v in tensors.items() if k.startswith(OPT_PREFIX)}
+    return model, opt, meta
+
+
+def rng_state(rng: np.random.Generator) -> dict:
+    return rng.bit_generator.state

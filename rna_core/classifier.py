@@ -1,0 +1,70 @@
+"""A built model together with what it needs to run: its backend, path controller and architecture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import models
+from .backend import Backend
+from .checkpoints import load_checkpoint
+from .controller import PathController
+from .paths import PathSpace
+from .registry import get_backend
+
+
+@dataclass
+class Classifier:
+    backend: Backend
+    model: Any
+    controller: PathController
+    graph: models.Graph
+
+    arch: dict
+
+    @property
+    def space(self) -> PathSpace:
+        return self.controller.space
+
+    def check_images(self, x: np.ndarray) -> np.ndarray:
+        """Images must be float N x C x H x W in [0, 1] with the model's channel count."""
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1] != self.graph.in_channels:
+            raise ValueError(f"expected images N x {self.graph.in_channels} x H x W, got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"expected float images in [0, 1], got dtype {x.dtype} (divide uint8 by 255)")
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(f"images must lie in [0, 1], got range [{x.min():.3g}, {x.max():.3g}]")
+        return x.astype(np.float32, copy=False)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class predictions for one draw of the path per call (eval mode is the caller's choice)."""
+        out = self.backend.logits(self.model, self.backend.tensor(self.check_images(x)))
+        return self.backend.numpy(out).argmax(1)
+
+
+def build_classifier(arch: dict, space_spec: str | PathSpace, layer_free: bool, backend: str | Backend,
+                     path_rng: np.random.Generator, seed: int = 0) -> Classifier:
+    """Architecture dict (``name``, ``num_classes``, ``in_channels``, ``width``/``mean``/``std``...) + a norm
+    spec (``"bn+in"``) or PathSpace -> a Classifier on ``backend`` with weights initialised from ``seed``."""
+    be = get_backend(backend)
+    kwargs = {k: v for k, v in arch.items() if k != "name" and v is not None}
+    graph = models.create(arch["name"], **kwargs)
+    space = space_spec if isinstance(space_spec, PathSpace) else PathSpace.uniform(space_spec, graph.num_slots,
+                                                                                    layer_free)
+    controller = PathController(space, path_rng)
+    be.seed(seed)
+    model = be.build_model(graph, controller)
+    return Classifier(be, model, controller, graph, dict(arch))
+
+
+def load_classifier(checkpoint: str, backend: str | Backend = "torch",
+                    path_rng: np.random.Generator | None = None) -> tuple[Classifier, dict]:
+    """Rebuild a model from a checkpoint (run dir, .json or .safetensors) on any backend."""
+    state, _, meta = load_checkpoint(checkpoint)
+    space = PathSpace.from_dict(meta["path_space"])
+    clf = build_classifier(meta["arch"], space, space.layer_free, backend, path_rng or np.random.default_rng())
+    clf.backend.set_state(clf.model, state)
+    return clf, meta

@@ -1,0 +1,157 @@
+"""Readers for the published on-disk formats: IDX (MNIST, Fashion-MNIST), CIFAR-10/100 (python and
+binary versions), and image folders (ImageNet layout). Arrays come out as uint8 NCHW plus int64 labels."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+
+class DataFormatError(ValueError):
+    """A data directory or file is missing or is not in the expected format."""
+
+
+def _open(path: Path) -> bytes:
+    return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's format): magic 0x0000 0x08 ndim, big-endian int32 dims, then uint8 data."""
+    raw = _open(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataFormatError(f"{path} is not an unsigned-byte IDX file (bad magic {raw[:4].hex()})")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">i4", count=ndim, offset=4).astype(int)
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DataFormatError(f"{path}: header says {dims.tolist()} ({np.prod(dims)} bytes), file has {data.size}")
+    return data.reshape(dims)
+
+
+def _find(root: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (root / name).is_file():
+            return root / name
+    raise DataFormatError(f"missing {stem}[.gz] in {root}")
+
+
+def load_idx_dir(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-style directory: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]."""
+    prefix = "train" if split == "train" else "t10k"
+    x = read_idx(_find(root, f"{prefix}-images-idx3-ubyte"))
+    y = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"))
+    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+        raise DataFormatError(f"{root}: images {x.shape} and labels {y.shape} do not pair up")
+    return x[:, None], y.astype(np.int64)
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR's python batches: builtins plus the numpy names needed to rebuild an array."""
+
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise DataFormatError(f"refusing to unpickle {module}.{name}: not a CIFAR data batch")
+
+
+def _read_cifar_pickle(path: Path) -> dict:
+    try:
+        d = _ArrayOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError) as e:
+        raise DataFormatError(f"{path} is not a CIFAR python batch: {e}") from None
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+
+
+def _cifar_root(root: Path, names: tuple[str, ...]) -> Path | None:
+    for cand in (root, *(root / n for n in names)):
+        if cand.is_dir() and any((cand / f).exists() for f in ("data_batch_1", "data_batch_1.bin", "train",
+                                                                 "train.bin", "test", "test.bin")):
+            return cand
+    return None
+
+
+def load_cifar(root: Path, split: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 (``cifar-10-batches-{py,bin}``) or CIFAR-100 (``cifar-100-{python,binary}``) from ``root``
+    or the published sub-directory of it."""
+    names = (("cifar-10-batches-py", "cifar-10-batches-bin") if num_classes == 10
+             else ("cifar-100-python", "cifar-100-binary"))
+    base = _cifar_root(root, names)
+    if base is None:
+        raise DataFormatError(f"no CIFAR-{num_classes} data in {root}: expected {' or '.join(names)} "
+                              "(as published on the CIFAR page) or their files directly in it")
+    if num_classes == 10:
+        stems = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    else:
+        stems = ["train" if split == "train" else "test"]
+    xs, ys = [], []
+    for stem in stems:
+        if (base / stem).is_file():
+            d = _read_cifar_pickle(base / stem)
+            key = "labels" if num_classes == 10 else "fine_labels"
+            if "data" not in d or key not in d:
+                raise DataFormatError(f"{base / stem} lacks 'data' or '{key}'")
+            xs.append(np.asarray(d["data"], np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(d[key], np.int64))
+        elif (base / f"{stem}.bin").is_file():
+            raw = np.frombuffer((base / f"{stem}.bin").read_bytes(), np.uint8)
+            head = 1 if num_classes == 10 else 2
+            rec = head + 3072
+            if raw.size % rec:
+                raise DataFormatError(f"{base / stem}.bin: size {raw.size} is not a multiple of {rec}-byte records")
+            raw = raw.reshape(-1, rec)
+            ys.append(raw[:, head - 1].astype(np.int64))
+            xs.append(raw[:, head:].reshape(-1, 3, 32, 32))
+        else:
+            raise DataFormatError(f"missing {stem} (python) or {stem}.bin (binary) in {base}")
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if y.min() < 0 or y.max() >= num_classes:
+        raise DataFormatError(f"{base}: labels outside [0, {num_classes})")
+    return x, y
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
+
+
+def list_image_folder(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    """``root/<class>/<image>`` (ImageNet's train/val layout): files, labels, sorted class names."""
+    if not root.is_dir():
+        raise DataFormatError(f"image folder {root} does not exist")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise DataFormatError(f"{root} holds no class sub-directories (expected root/<class>/<image>)")
+    files, labels = [], []
+    for i, c in enumerate(classes):
+        for f in sorted((root / c).iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(f)
+                labels.append(i)
+    if not files:
+        raise DataFormatError(f"{root}: no images with suffixes {sorted(IMAGE_SUFFIXES)}")
+    return files, np.asarray(labels, np.int64), classes
+
+
+def read_image(path: Path, size: int, channels: int = 3) -> np.ndarray:
+    """Decode, resize the shorter side to ``size * 8 / 7`` and center-crop ``size`` (uint8 CHW)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("image folders need Pillow: pip install 'rna-core[images]'") from None
+    with Image.open(path) as im:
+        im = im.convert("RGB" if channels == 3 else "L")
+        w, h = im.size
+        s = round(size * 8 / 7) / min(w, h)
+        im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        arr = np.asarray(im.crop((left, top, left + size, top + size)), np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

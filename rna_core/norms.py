@@ -1,0 +1,126 @@
+"""Normalization candidate specs: the vocabulary of RNA's random space.
+
+Grammar (one candidate)::
+
+    bn | in | ln            batch, instance, layer norm
+    gn:G | bgn:G            group norm / batch-group norm with G groups (the paper's GN32, BGN32)
+    gn@S | bgn@S            the same with a group *size* of S channels (groups = C // S, clamped to [1, C])
+    ...[/na]                suffix: no affine (gamma, beta); e.g. ``in/na`` is torch's default InstanceNorm2d
+
+Ranges expand to powers of two, as in the paper's Table 5: ``gn@1-64`` is GN with group sizes
+1, 2, 4, ..., 64 (the paper's "GN[1-64]"), ``bgn:1-4`` is BGN with 1, 2 and 4 groups.
+
+Reading of the paper: Sec. 3.1 calls IN and LN the special cases of GN with the maximum and
+minimum number of groups, and BN the special case of BGN. BGN with G groups pools each group's
+C/G channels over batch and space (one mean per group, as the authors' ``GroupBatchNorm2d``), so BN is
+BGN with the maximum number of groups: ``bn`` = ``bgn@1``, ``in`` = ``gn@1``, ``ln`` = ``gn:1``.
+Table 5's "BGN+GN[1-1]" (group size 1) is therefore BN+IN, the paper's best space.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+KINDS = ("bn", "bgn", "in", "gn", "ln")
+_SPEC = re.compile(r"^(?P<kind>bgn|bn|gn|in|ln)(?:(?P<sep>[:@])(?P<lo>\d+)(?:-(?P<hi>\d+))?)?(?P<na>/na)?$")
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """One normalization candidate.
+
+    ``groups`` counts groups (``gn:G``), ``group_size`` counts channels per group (``gn@S``);
+    at most one of the two is set, and only for ``gn``/``bgn``.
+    """
+
+    kind: str
+    groups: int | None = None
+    group_size: int | None = None
+    affine: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown normalization kind {self.kind!r}; expected one of {KINDS}")
+        grouped = self.kind in ("gn", "bgn")
+        if grouped and (self.groups is None) == (self.group_size is None):
+            raise ValueError(f"{self.kind} needs exactly one of groups (':G') or group_size ('@S')")
+        if not grouped and (self.groups is not None or self.group_size is not None):
+            raise ValueError(f"{self.kind} takes no group argument")
+        for v in (self.groups, self.group_size):
+            if v is not None and v < 1:
+                raise ValueError(f"group argument must be >= 1, got {v}")
+
+    @property
+    def key(self) -> str:
+        """Canonical string, also the parameter-name component of this candidate (``gn:8`` -> ``gn8``)."""
+        return self.name.replace(":", "").replace("@", "s").replace("/na", "_na")
+
+    @property
+    def name(self) -> str:
+        arg = f":{self.groups}" if self.groups is not None else f"@{self.group_size}" if self.group_size else ""
+        return f"{self.kind}{arg}{'' if self.affine else '/na'}"
+
+    @property
+    def uses_batch_statistics(self) -> bool:
+        """BN and BGN normalize with batch statistics in training and running estimates at inference."""
+        return self.kind in ("bn", "bgn")
+
+    def num_groups(self, channels: int) -> int:
+        """Number of groups this candidate uses on a layer with ``channels`` channels.
+
+        ``bn`` and ``in`` -> C (one channel per group), ``ln`` -> 1, ``gn@S`` -> C // S clamped to
+        [1, C]. A group count must divide C.
+        """
+        if self.kind == "ln":
+            return 1
+        if self.kind in ("bn", "in"):
+            return channels
+        g = self.groups if self.groups is not None else max(1, channels // self.group_size)
+        g = min(g, channels)
+        if channels % g:
+            raise ValueError(f"{self.name}: {g} groups do not divide {channels} channels")
+        return g
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_norms(text: str | list[str] | tuple[str, ...]) -> tuple[NormSpec, ...]:
+    """Parse a comma/plus separated list (``"bn+in"``, ``"bn,gn@1-64"``) or a list of specs, expanding ranges."""
+    items = re.split(r"[,+\s]+", text.strip()) if isinstance(text, str) else list(text)
+    out: list[NormSpec] = []
+    for item in items:
+        if isinstance(item, NormSpec):
+            out.append(item)
+            continue
+        out.extend(_parse_one(item))
+    if not out:
+        raise ValueError("empty normalization list")
+    keys = [s.key for s in out]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ValueError(f"duplicate normalization candidates: {dup}")
+    return tuple(out)
+
+
+def _parse_one(item: str) -> list[NormSpec]:
+    m = _SPEC.match(item.strip().lower())
+    if not m:
+        raise ValueError(
+            f"bad normalization spec {item!r}: expected bn, in, ln, gn:G, gn@S, bgn:G, bgn@S, "
+            "a power-of-two range such as gn@1-64, optionally followed by /na"
+        )
+    kind, sep, affine = m["kind"], m["sep"], m["na"] is None
+    if sep is None:
+        return [NormSpec(kind, affine=affine)]
+    if kind not in ("gn", "bgn"):
+        raise ValueError(f"bad normalization spec {item!r}: {kind} takes no group argument")
+    lo = int(m["lo"])
+    hi = int(m["hi"]) if m["hi"] else lo
+    if m["hi"]:
+        if lo < 1 or hi < lo or lo & (lo - 1) or hi & (hi - 1):
+            raise ValueError(f"bad range in {item!r}: bounds must be powers of two with lo <= hi")
+    values = [lo] if not m["hi"] else [v for v in (2**k for k in range(hi.bit_length())) if lo <= v <= hi]
+    field = "groups" if sep == ":" else "group_size"
+    return [NormSpec(kind, affine=affine, **{field: v}) for v in values]

@@ -1,0 +1,133 @@
+"""``rna_core.train``: a recipe, a backend, a run directory -> a trained, checkpointed, evaluated model."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .algorithms import ALGORITHMS
+from .attacks import AttackSpec
+from .backend import Backend, SGDConfig
+from .checkpoints import atomic_write, load_checkpoint, resolve, rng_state, save_checkpoint
+from .classifier import Classifier, build_classifier
+from .data import load_dataset
+from .data.loader import batches, num_batches
+from .evaluation import evaluate
+from .recipes import Recipe, get_recipe, lr_at
+
+STREAMS = ("data", "path", "attack", "eval")
+
+
+@dataclass
+class TrainResult:
+    recipe: Recipe
+    run_dir: Path
+    checkpoint: Path
+    history: list[dict]
+    final: dict = field(default_factory=dict)
+    classifier: Classifier | None = None
+
+
+def _datasets(recipe: Recipe):
+    train = load_dataset(recipe.dataset, "train", recipe.data_dir, recipe.image_size)
+    test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
+    return train.subset(recipe.train_samples), test.subset(recipe.eval_samples)
+
+
+def _arch(recipe: Recipe, data) -> dict:
+    return {"name": recipe.arch, "num_classes": data.num_classes, "in_channels": data.shape[0],
+            "width": recipe.width, "mean": list(data.mean), "std": list(data.std)}
+
+
+def default_run_dir(recipe: Recipe) -> Path:
+    return Path("runs") / f"{recipe.name}-{recipe.norms.replace('+', '_').replace('@', 's').replace(':', '')}" \
+        f"-{recipe.method}-seed{recipe.seed}"
+
+
+def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_dir: str | Path | None = None,
+          resume: bool = False, progress: bool = True, evaluate_at_end: bool = True, **overrides) -> TrainResult:
+    """Train ``recipe`` (a name from ``RECIPES`` or a Recipe; ``overrides`` replace its fields) on ``backend``.
+
+    Checkpoints go to ``out_dir`` after every epoch; ``resume=True`` continues from its latest checkpoint
+    (same recipe required) and ends with the weights an uninterrupted run would have. At the end the test
+    split is evaluated (clean and ``recipe.eval_attack`` under every protocol); the result is also written
+    to ``out_dir/metrics.json``. The checkpoint is the last epoch's: nothing is selected on test data.
+    """
+    recipe = get_recipe(recipe, **overrides)
+    run_dir = Path(out_dir) if out_dir is not None else default_run_dir(recipe)
+    has_ckpt = (run_dir / "latest.json").is_file()
+    if has_ckpt and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) or another out_dir")
+    train_ds, test_ds = _datasets(recipe)
+    seeds = np.random.SeedSequence(recipe.seed).spawn(len(STREAMS))
+    streams = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
+    clf = build_classifier(_arch(recipe, train_ds), recipe.norms, recipe.layer_free, backend, streams["path"],
+                           recipe.seed)
+    be = clf.backend
+    optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
+    history: list[dict] = []
+    start_epoch = 0
+    if has_ckpt:
+        state, opt_state, meta = load_checkpoint(run_dir)
+        wanted = json.loads(json.dumps(recipe.to_dict()))
+        if meta["recipe"] != wanted:
+            diff = sorted(k for k in wanted if meta["recipe"].get(k) != wanted[k])
+            raise ValueError(f"cannot resume {run_dir}: recipe differs in {diff}")
+        be.set_state(clf.model, state)
+        be.set_optimizer_state(optimizer, clf.model, opt_state)
+        for name in STREAMS:
+            streams[name].bit_generator.state = meta["rng"][name]
+        history, start_epoch = meta["history"], meta["epoch"] + 1
+    step = ALGORITHMS[recipe.method]
+    steps_per_epoch = num_batches(len(train_ds), recipe.batch_size, True)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_ds)} training examples do not fill one batch of {recipe.batch_size}")
+    for epoch in range(start_epoch, recipe.epochs):
+        t0 = time.perf_counter()
+        loss_sum = correct = seen = 0.0
+        bar = tqdm(batches(train_ds, recipe.batch_size, streams["data"], shuffle=True, padding=recipe.crop_padding,
+                           flip=recipe.flip, drop_last=True),
+                   total=steps_per_epoch, desc=f"{recipe.name} [{recipe.norms}] epoch {epoch + 1}/{recipe.epochs}",
+                   disable=not progress, leave=False)
+        for i, (x, y) in enumerate(bar):
+            lr = lr_at(recipe, epoch, i, steps_per_epoch)
+            be.set_lr(optimizer, lr)
+            res = step(clf, optimizer, x, y, recipe, streams["attack"])
+            loss_sum += res.loss * res.count
+            correct += res.correct
+            seen += res.count
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.3g}")
+        history.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                        "seconds": time.perf_counter() - t0})
+        meta = {"recipe": recipe.to_dict(), "arch": clf.arch, "path_space": clf.space.to_dict(),
+                "backend": be.name, "epoch": epoch, "history": history,
+                "rng": {name: rng_state(g) for name, g in streams.items()}}
+        save_checkpoint(run_dir, f"ckpt-e{epoch:04d}", be.get_state(clf.model),
+                               be.get_optimizer_state(optimizer, clf.model), meta)
+    result = TrainResult(recipe, run_dir, resolve(run_dir), history, classifier=clf)
+    if evaluate_at_end:
+        result.final = evaluate(clf, test_ds, [recipe.eval_attack], streams["eval"], recipe.eval_batch_size,
+                                progress)
+        metrics = {"recipe": recipe.name, "norms": recipe.norms, "history": history, "test": result.final}
+        atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1).encode())
+    return result
+
+
+def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch",
+                        attacks: list[AttackSpec] | None = None, samples: int | None = None, seed: int = 0,
+                        progress: bool = True) -> dict:
+    """Load a checkpoint on ``backend`` and evaluate it on its recipe's test split."""
+    from .classifier import load_classifier
+
+    path_rng, eval_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    clf, meta = load_classifier(str(checkpoint), backend, path_rng)
+    recipe = Recipe.from_dict(meta["recipe"])
+    test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
+    test = test.subset(samples if samples is not None else recipe.eval_samples)
+    return evaluate(clf, test, attacks if attacks is not None else [recipe.eval_attack], eval_rng,
+                    recipe.eval_batch_size, progress)

@@ -1,0 +1,19 @@
+import subprocess
+import sys
+
+
+def test_import_rna_core_loads_no_framework():
+    code = ("import sys, rna_core, rna_core.models, rna_core.backends, rna_core.cli; "
+            "rna_core.available_backends(); "
+            "bad = [m for m in ('torch', 'mindspore') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unknown_backend_is_named():
+    import pytest
+
+    import rna_core
+
+    with pytest.raises(ValueError, match="unknown backend 'jax'"):
+        rna_core.get_backend("jax")
