@@ -1,21 +1,43 @@
-"""Attack specifications (backend-neutral) and their random starts, drawn from the core's Generator."""
+"""Attack specifications (backend-neutral), their random starts, and the papers' settings.
+
+Every attack is one frozen :class:`AttackSpec`; backends implement the algorithms natively and draw
+every random number (starts, targets, Square's squares) from the core's numpy Generator, so a run is
+reproducible and identical across backends. ``eot`` > 1 averages every gradient (or, for DeepFool,
+Jacobian) over that many forwards, each drawing the model's randomness afresh (Athalye et al. 2018).
+
+Attacks (``name``):
+- ``fgsm``: x + eps sign(grad L)  (Goodfellow et al. 2015)
+- ``pgd``: x_{t+1} = P(x_t + alpha sign(g)) in L-inf, or x_t + alpha g / ||g||_2 in L2 (Madry et al. 2018)
+- ``mifgsm``: g_{t+1} = mu g_t + grad / mean|grad|, step alpha sign(g_{t+1})  (Dong et al. 2018)
+- ``cw``: Adam on w, x' = (tanh w + 1) / 2, min ||x' - x||^2 + c max(Z_y - max_{j!=y} Z_j, -kappa), with an
+  optional binary search over c per example (Carlini & Wagner 2017); minimum-norm, ``eps`` = L2 budget
+- ``deepfool``: linearised step to the nearest boundary, (1 + overshoot) per step (Moosavi-Dezfooli 2016)
+- ``apgd-ce`` / ``apgd-dlr``: APGD with step-size halving at checkpoints (Croce & Hein 2020)
+- ``apgd-t``: targeted APGD with the targeted DLR loss over the top ``n_targets`` classes
+- ``square``: gradient-free random-square search on the margin loss (Andriushchenko et al. 2020)
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 NORMS = ("linf", "l2")
+NAMES = ("fgsm", "pgd", "mifgsm", "cw", "deepfool", "apgd-ce", "apgd-dlr", "apgd-t", "square")
+MIN_NORM = ("cw", "deepfool")
+GRADIENT_FREE = ("square",)
 
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One attack's settings.
+    """One attack's settings; fields an attack does not use are ignored by it.
 
-    PGD (Madry et al. 2018), L-inf: x_{t+1} = clip_{x, eps}(x_t + alpha * sign(grad_x L(f(x_t), y))),
-    kept in [0, 1]; with ``random_start`` x_0 = x + U(-eps, eps). ``eot`` > 1 averages the gradient over
-    that many forwards, each drawing the model's randomness afresh (Athalye et al. 2018).
+    ``steps`` counts iterations (Square: queries). For the minimum-norm attacks ``eps`` is an L2 budget:
+    an example counts as broken only if its perturbation's L2 norm is at most ``eps`` (``inf``: any size,
+    the papers' reading).
     """
 
     name: str = "pgd"
@@ -26,36 +48,125 @@ class AttackSpec:
     random_start: bool = True
     restarts: int = 1
     eot: int = 1
+    targeted: bool = False
+    decay: float = 1.0
+    c: float = 1.0
+    kappa: float = 0.0
+    lr: float = 0.01
+    search_steps: int = 1
+    overshoot: float = 0.02
+    n_targets: int = 9
+    rho: float = 0.75
+    p_init: float = 0.8
 
     def __post_init__(self) -> None:
+        if self.name not in NAMES:
+            raise ValueError(f"unknown attack {self.name!r}; known: {NAMES}")
         if self.norm not in NORMS:
             raise ValueError(f"attack norm must be one of {NORMS}, got {self.norm!r}")
         if not self.eps >= 0 or not self.alpha >= 0:
             raise ValueError(f"attack eps and alpha must be >= 0, got eps={self.eps}, alpha={self.alpha}")
-        if self.steps < 0 or self.restarts < 1 or self.eot < 1:
-            raise ValueError(f"need steps >= 0, restarts >= 1, eot >= 1; got {self.steps}, {self.restarts}, {self.eot}")
+        if self.steps < 0 or self.restarts < 1 or self.eot < 1 or self.search_steps < 1:
+            raise ValueError(f"need steps >= 0, restarts, eot, search_steps >= 1 in {self}")
+        if self.name == "square" and self.eot > 1:
+            raise ValueError("square is gradient-free: eot does not apply")
 
     @property
     def label(self) -> str:
-        eot = f"-EOT{self.eot}" if self.eot > 1 else ""
-        return f"{self.name.upper()}-{self.steps}{eot}" if self.name == "pgd" else self.name.upper()
+        """Short name for tables: FGSM, PGD-20, PGD-L2-10, MIFGSM, CW, DeepFool, APGD-CE, Square... (+EOTk)."""
+        base = {"fgsm": "FGSM", "mifgsm": "MIFGSM", "cw": "CW", "deepfool": "DeepFool", "apgd-ce": "APGD-CE",
+                "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T", "square": "Square"}.get(self.name)
+        if base is None:
+            base = f"PGD-{self.steps}" if self.norm == "linf" else f"PGD-L2-{self.steps}"
+        return base + (f"+EOT{self.eot}" if self.eot > 1 else "")
+
+    @property
+    def minimum_norm(self) -> bool:
+        return self.name in MIN_NORM
+
+    def replace(self, **changes) -> AttackSpec:
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def random_start_for(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """delta_0: U(-eps, eps) per pixel for L-inf, zeros without random start (float32, shape of x)."""
-        if not self.random_start or self.eps == 0:
+        """delta_0 (float32, shape of x). PGD L-inf: U(-eps, eps) per pixel; PGD L2: a Gaussian direction scaled to
+        radius eps * U(0, 1) (torchattacks' PGDL2); APGD: eps t / max|t|, t ~ U(-1, 1) (L-inf) or eps t / ||t||_2,
+        t ~ N(0, 1) (L2), as AutoAttack; zeros for attacks without a random start."""
+        uses_start = self.name in ("pgd", "apgd-ce", "apgd-dlr", "apgd-t") and self.random_start and self.eps > 0
+        if not uses_start:
             return np.zeros(x.shape, np.float32)
-        if self.norm == "linf":
+        n = len(x)
+        if self.name == "pgd" and self.norm == "linf":
             return rng.uniform(-self.eps, self.eps, size=x.shape).astype(np.float32)
-        d = rng.standard_normal(size=x.shape)
-        flat = d.reshape(len(d), -1)
-        r = rng.uniform(0, 1, size=(len(d), 1))
-        flat *= self.eps * r / np.linalg.norm(flat, axis=1, keepdims=True)
-        return flat.reshape(x.shape).astype(np.float32)
+        if self.norm == "linf":
+            t = rng.uniform(-1, 1, size=x.shape)
+            return (self.eps * t / np.abs(t.reshape(n, -1)).max(1).reshape(-1, *[1] * (x.ndim - 1))).astype(np.float32)
+        d = rng.standard_normal(size=x.shape).reshape(n, -1)
+        radius = rng.uniform(0, 1, size=(n, 1)) if self.name == "pgd" else np.ones((n, 1))
+        d *= self.eps * radius / (np.linalg.norm(d, axis=1, keepdims=True) + 1e-12)
+        return d.reshape(x.shape).astype(np.float32)
 
 
-def pgd(steps: int = 20, eps: float = 8 / 255, alpha: float = 2 / 255, eot: int = 1) -> AttackSpec:
-    """L-inf PGD with random start, the papers' evaluation attack (PGD-20, eps 8/255, step 2/255)."""
-    return AttackSpec("pgd", eps, alpha, steps, "linf", True, 1, eot)
+def random_targets(y: np.ndarray, num_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly drawn class different from each label (targeted FGSM/PGD/MIFGSM)."""
+    return (y + rng.integers(1, num_classes, size=len(y))) % num_classes
+
+
+def square_size(p_init: float, it: int, n_queries: int, features: int, channels: int) -> int:
+    """Side of Square's window at query ``it``: p halves at 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000
+    of 10,000 (rescaled to ``n_queries``), s = round(sqrt(p * H * W)) >= 1 (Andriushchenko et al. 2020)."""
+    t = int(it / n_queries * 10000)
+    halvings = sum(t > b for b in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
+    p = p_init / 2**halvings
+    return max(int(round(math.sqrt(p * features / channels))), 1)
+
+
+def apgd_checkpoints(steps: int) -> list[int]:
+    """Iterations where APGD checks whether to halve its step: p_0 = 0, p_1 = 0.22,
+    p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), as iteration counts (Croce & Hein 2020, Sec. 3.2)."""
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({math.ceil(q * steps) for q in p[1:] if q <= 1})
+
+
+# the papers' evaluation settings (RNA Sec. 5.1, CTRW Sec. 4): CIFAR L-inf eps 8/255
+def fgsm(eps: float = 8 / 255) -> AttackSpec:
+    return AttackSpec("fgsm", eps=eps, alpha=eps, steps=1, random_start=False)
+
+
+def pgd(steps: int = 20, eps: float = 8 / 255, alpha: float = 2 / 255, eot: int = 1, norm: str = "linf",
+        restarts: int = 1) -> AttackSpec:
+    """PGD with random start; the papers' PGD-20 is pgd(20, 8/255, 2/255)."""
+    return AttackSpec("pgd", eps=eps, alpha=alpha, steps=steps, norm=norm, eot=eot, restarts=restarts)
+
+
+def mifgsm(steps: int = 5, eps: float = 8 / 255, alpha: float = 2 / 255, decay: float = 1.0, eot: int = 1):
+    return AttackSpec("mifgsm", eps=eps, alpha=alpha, steps=steps, decay=decay, random_start=False, eot=eot)
+
+
+def cw(steps: int = 1000, c: float = 1.0, kappa: float = 0.0, lr: float = 0.01, search_steps: int = 1,
+       eps: float = math.inf, eot: int = 1) -> AttackSpec:
+    """CW-L2. The papers ran torchattacks 3.2.6 with 1000 steps, lr 0.01 and its default c = 1e-4, which leaves
+    the images almost unchanged; rna-core defaults to c = 1 and offers a binary search over c."""
+    return AttackSpec("cw", eps=eps, steps=steps, c=c, kappa=kappa, lr=lr, search_steps=search_steps,
+                      random_start=False, norm="l2", eot=eot)
+
+
+def deepfool(steps: int = 50, overshoot: float = 0.02, eps: float = math.inf, eot: int = 1) -> AttackSpec:
+    return AttackSpec("deepfool", eps=eps, steps=steps, overshoot=overshoot, random_start=False, norm="l2", eot=eot)
+
+
+def apgd(loss: str = "ce", steps: int = 100, eps: float = 8 / 255, eot: int = 1, norm: str = "linf",
+         restarts: int = 1) -> AttackSpec:
+    return AttackSpec(f"apgd-{loss}", eps=eps, steps=steps, eot=eot, norm=norm, restarts=restarts)
+
+
+def apgd_t(steps: int = 100, eps: float = 8 / 255, n_targets: int = 9, eot: int = 1) -> AttackSpec:
+    return AttackSpec("apgd-t", eps=eps, steps=steps, n_targets=n_targets, eot=eot)
+
+
+def square(queries: int = 5000, eps: float = 8 / 255, p_init: float = 0.8) -> AttackSpec:
+    return AttackSpec("square", eps=eps, steps=queries, p_init=p_init, random_start=False)

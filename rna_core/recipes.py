@@ -124,7 +124,7 @@ RECIPES: dict[str, Recipe] = {
                                  train_attack=pgd(2, 4 / 255, 2 / 255), eval_attack=pgd(50, 4 / 255, 1 / 255)),
     # The paper gives PGD-2 with eps 4/255 for training and PGD-50 for evaluation but no step sizes;
     # 2/255 (= eps / 2) and 1/255 are our choice.
-    "quick": Recipe(name="quick", dataset="bundled", arch="resnet18", width=16, norms="bn+in", method="blackbox",
+    "quick": Recipe(name="quick", dataset="bundled", arch="resnet18", width=8, norms="bn+in", method="blackbox",
                     epochs=4, batch_size=128, lr=0.05, schedule="piecewise", milestones=(0.75,), crop_padding=2,
                     flip=True, train_attack=pgd(5, 8 / 255, 2.5 / 255), eval_samples=500),
 }
