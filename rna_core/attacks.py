@@ -124,12 +124,16 @@ def square_size(p_init: float, it: int, n_queries: int, features: int, channels:
 
 
 def apgd_checkpoints(steps: int) -> list[int]:
-    """Iterations where APGD checks whether to halve its step: p_0 = 0, p_1 = 0.22,
-    p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), as iteration counts (Croce & Hein 2020, Sec. 3.2)."""
-    p = [0.0, 0.22]
-    while p[-1] < 1:
-        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return sorted({math.ceil(q * steps) for q in p[1:] if q <= 1})
+    """Iterations after which APGD checks its step size: p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1}
+    - 0.03, 0.06) (Croce & Hein 2020, Sec. 3.2), in AutoAttack's integer form: first interval int(0.22 N), each
+    next one int(0.03 N) shorter, never below int(0.06 N) (all at least 1)."""
+    k, decr, k_min = (max(int(f * steps), 1) for f in (0.22, 0.03, 0.06))
+    out, at = [], k
+    while at <= steps:
+        out.append(at)
+        k = max(k - decr, k_min)
+        at += k
+    return out
 
 
 # the papers' evaluation settings (RNA Sec. 5.1, CTRW Sec. 4): CIFAR L-inf eps 8/255
@@ -170,3 +174,44 @@ def apgd_t(steps: int = 100, eps: float = 8 / 255, n_targets: int = 9, eot: int 
 
 def square(queries: int = 5000, eps: float = 8 / 255, p_init: float = 0.8) -> AttackSpec:
     return AttackSpec("square", eps=eps, steps=queries, p_init=p_init, random_start=False)
+
+
+def autoattack(eps: float = 8 / 255, steps: int = 100, eot: int = 1) -> list[AttackSpec]:
+    """AutoAttack's gradient part, scored per example as the worst of its members: APGD-CE + APGD-T
+    ("standard", Croce & Hein 2020; FAB-T and Square are left out) or, with ``eot`` > 1, APGD-CE + APGD-DLR
+    with EOT, AutoAttack's "rand" version for randomized defenses."""
+    if eot > 1:
+        return [apgd("ce", steps, eps, eot), apgd("dlr", steps, eps, eot)]
+    return [apgd("ce", steps, eps), apgd_t(steps, eps)]
+
+
+def paper_suite(eps: float = 8 / 255, cw_steps: int = 1000) -> dict[str, list[AttackSpec]]:
+    """The papers' table columns with their settings: FGSM, PGD-20 (step 2/255), CW (lr 0.01), MIFGSM (5 steps,
+    decay 1), DeepFool (50 steps, overshoot 0.02), AutoAttack."""
+    return {"FGSM": [fgsm(eps)], "PGD-20": [pgd(20, eps, eps / 4)], "CW": [cw(cw_steps)],
+            "MIFGSM": [mifgsm(5, eps, eps / 4)], "DeepFool": [deepfool(50)], "AutoAttack": autoattack(eps)}
+
+
+def parse_attack(text: str, eps: float = 8 / 255) -> tuple[str, list[AttackSpec]]:
+    """A column name and its attacks from ``fgsm``, ``pgd`` / ``pgd:40``, ``pgdl2:10``, ``mifgsm``, ``cw`` /
+    ``cw:100``, ``deepfool``, ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``square`` / ``square:1000``, ``autoattack``."""
+    name, _, arg = text.strip().lower().partition(":")
+    n = int(arg) if arg else None
+    table = {
+        "fgsm": lambda: [fgsm(eps)],
+        "pgd": lambda: [pgd(n or 20, eps, eps / 4)],
+        "pgdl2": lambda: [pgd(n or 20, 0.5, 0.1, norm="l2")],
+        "mifgsm": lambda: [mifgsm(n or 5, eps, eps / 4)],
+        "cw": lambda: [cw(n or 1000)],
+        "deepfool": lambda: [deepfool(n or 50)],
+        "apgd-ce": lambda: [apgd("ce", n or 100, eps)],
+        "apgd-dlr": lambda: [apgd("dlr", n or 100, eps)],
+        "apgd-t": lambda: [apgd_t(n or 100, eps)],
+        "square": lambda: [square(n or 5000, eps)],
+        "autoattack": lambda: autoattack(eps, n or 100),
+    }
+    if name not in table:
+        raise ValueError(f"unknown attack {text!r}; known: {sorted(table)} (optionally name:steps)")
+    specs = table[name]()
+    label = "AutoAttack" if name == "autoattack" else specs[0].label
+    return label, specs

@@ -100,5 +100,6 @@ class Backend(ABC):
         """Forward without gradient (one draw of the path)."""
 
     @abstractmethod
-    def attack(self, model: Any, x: Any, y: Any, spec: AttackSpec, delta0: np.ndarray) -> Any:
-        """Adversarial examples for ``spec`` starting at x + delta0, in the model's current mode."""
+    def attack(self, model: Any, x: Any, y: Any, spec: AttackSpec, rng: np.random.Generator) -> Any:
+        """Adversarial examples for ``spec`` in the model's current mode and path policy; every random number
+        (starts, targets, Square's squares) is drawn from ``rng``."""

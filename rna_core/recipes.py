@@ -47,6 +47,8 @@ class Recipe:
     train_samples: int | None = None
     eval_samples: int | None = None
     eval_attack: AttackSpec = field(default_factory=lambda: pgd(20))
+    eval_protocol: str = "both"
+    eval_eot: int = 8
     eval_batch_size: int = 250
     seed: int = 0
 

@@ -111,17 +111,18 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
                                be.get_optimizer_state(optimizer, clf.model), meta)
     result = TrainResult(recipe, run_dir, resolve(run_dir), history, classifier=clf)
     if evaluate_at_end:
-        result.final = evaluate(clf, test_ds, [recipe.eval_attack], streams["eval"], recipe.eval_batch_size,
-                                progress)
+        result.final = evaluate(clf, test_ds, [recipe.eval_attack], recipe.eval_protocol, recipe.eval_eot,
+                                streams["eval"], recipe.eval_batch_size, progress)
         metrics = {"recipe": recipe.name, "norms": recipe.norms, "history": history, "test": result.final}
         atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1).encode())
     return result
 
 
 def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch",
-                        attacks: list[AttackSpec] | None = None, samples: int | None = None, seed: int = 0,
-                        progress: bool = True) -> dict:
-    """Load a checkpoint on ``backend`` and evaluate it on its recipe's test split."""
+                        attacks: list[AttackSpec] | dict[str, list[AttackSpec]] | None = None,
+                        samples: int | None = None, seed: int = 0, progress: bool = True, protocol: str = "both",
+                        eot: int = 8) -> dict:
+    """Load a checkpoint on ``backend`` and evaluate it on its recipe's test split (see ``evaluation.evaluate``)."""
     from .classifier import load_classifier
 
     path_rng, eval_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
@@ -129,5 +130,5 @@ def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch"
     recipe = Recipe.from_dict(meta["recipe"])
     test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
     test = test.subset(samples if samples is not None else recipe.eval_samples)
-    return evaluate(clf, test, attacks if attacks is not None else [recipe.eval_attack], eval_rng,
+    return evaluate(clf, test, attacks if attacks is not None else [recipe.eval_attack], protocol, eot, eval_rng,
                     recipe.eval_batch_size, progress)

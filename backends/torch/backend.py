@@ -10,7 +10,7 @@ from rna_core.attacks import AttackSpec
 from rna_core.backend import Backend, Capabilities, SGDConfig, StepResult
 from rna_core.controller import PathController
 
-from .attacks import ATTACKS
+from . import attacks
 from .network import Network
 
 
@@ -89,7 +89,5 @@ class TorchBackend(Backend):
         return model(x)
 
     def attack(self, model: Network, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
-               delta0: np.ndarray) -> torch.Tensor:
-        if spec.name not in ATTACKS:
-            raise self.unsupported(f"attack {spec.name!r}")
-        return ATTACKS[spec.name](model, x, y, spec, self.tensor(delta0))
+               rng: np.random.Generator) -> torch.Tensor:
+        return attacks.run(model, x, y, spec, rng)
