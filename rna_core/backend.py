@@ -103,3 +103,7 @@ class Backend(ABC):
     def attack(self, model: Any, x: Any, y: Any, spec: AttackSpec, rng: np.random.Generator) -> Any:
         """Adversarial examples for ``spec`` in the model's current mode and path policy; every random number
         (starts, targets, Square's squares) is drawn from ``rng``."""
+
+    @abstractmethod
+    def input_gradient(self, model: Any, x: Any, y: Any) -> np.ndarray:
+        """Per-example grad_x of the cross-entropy at one forward (one draw of the path), as numpy."""

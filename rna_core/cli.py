@@ -1,4 +1,4 @@
-"""The ``rna-core`` command: train, evaluate, compare, recipes."""
+"""The ``rna-core`` command: train, compare, evaluate, sanity, study, recipes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from .attacks import pgd
+import numpy as np
+
+from .attacks import paper_suite, parse_attack, pgd
+from .evaluation import PROTOCOLS
 from .norms import parse_norms
 from .recipes import RECIPES, get_recipe
-from .training import evaluate_checkpoint, train
+from .reports import markdown
+from .training import train
 
 
 def _parse_value(text: str):
@@ -38,20 +42,6 @@ def _backend_arg(args) -> object:
     return get_backend(args.backend, device=args.device)
 
 
-PROTOCOL_ORDER = ("white-box", "paper", "fixed-path", "worst-case")
-
-
-def table(results: dict[str, dict]) -> str:
-    """A markdown table of accuracies (%), one row per model: Natural, then each attack under each protocol."""
-    attack_keys = {k for m in results.values() for k in m if "/" in k}
-    keys = ["clean", *sorted(attack_keys, key=lambda k: (k.split("/")[0], PROTOCOL_ORDER.index(k.split("/")[1])))]
-    head = "| model | " + " | ".join("Natural" if k == "clean" else "{} ({})".format(*k.split("/")) for k in keys)
-    lines = [head + " |", "|" + "---|" * (len(keys) + 1)]
-    for name, m in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{100 * m[k]:.2f}" if k in m else "-" for k in keys) + " |")
-    return "\n".join(lines)
-
-
 def cmd_train(args) -> int:
     recipe = get_recipe(args.recipe, **_overrides(args.set))
     res = train(recipe, _backend_arg(args), args.out, resume=args.resume, progress=not args.quiet)
@@ -71,20 +61,75 @@ def cmd_compare(args) -> int:
         print(f"== training {recipe.name}: norms={norms} method={method}", file=sys.stderr)
         res = train(recipe, _backend_arg(args), out, resume=args.resume, progress=not args.quiet)
         results[f"{norms} ({method})"] = res.final
-    print(table(results))
+    print(markdown(results, f"{base.name}: robust accuracy (%) on the test split"))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
 
 
+def _attacks(text: str, eps: float) -> dict:
+    if text == "paper":
+        return paper_suite(eps)
+    return dict(parse_attack(a, eps) for a in text.split(","))
+
+
+def _load(args):
+    from .classifier import load_classifier
+    from .data import load_dataset
+    from .recipes import Recipe
+
+    clf, meta = load_classifier(args.checkpoint, _backend_arg(args), np.random.default_rng(args.seed))
+    recipe = Recipe.from_dict(meta["recipe"])
+    test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
+    return clf, test.subset(args.samples if args.samples is not None else recipe.eval_samples)
+
+
 def cmd_evaluate(args) -> int:
-    attacks = [pgd(args.steps, args.eps / 255, args.alpha / 255, args.eot)]
-    metrics = evaluate_checkpoint(args.checkpoint, _backend_arg(args), attacks, args.samples, args.seed,
-                                  not args.quiet)
-    print(json.dumps(metrics, indent=1))
-    print(table({args.checkpoint: metrics}))
-    if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=1))
+    from .evaluation import evaluate, trials
+
+    clf, data = _load(args)
+    attacks = _attacks(args.attacks, args.eps / 255)
+    rng = np.random.default_rng(args.seed)
+    metrics = evaluate(clf, data, attacks, args.protocol, args.eot, rng, progress=not args.quiet)
+    out = {"metrics": metrics}
+    if args.trials:
+        out["trials"] = trials(clf, data, attacks, args.trials, "paper", args.eot, args.seed, progress=not args.quiet)
+    text = markdown({Path(args.checkpoint).name: metrics}, f"{args.checkpoint}: robust accuracy (%)")
+    if args.trials:
+        text += f"\n\n{args.trials} inference trials (paper protocol):\n" + "\n".join(
+            f"- {k}: mean {100 * v['mean']:.2f}, std {100 * v['std']:.2f}, min {100 * v['min']:.2f}, "
+            f"max {100 * v['max']:.2f}" for k, v in out["trials"].items())
+    print(text)
+    if args.report:
+        Path(args.report).with_suffix(".md").write_text(text + "\n")
+        Path(args.report).with_suffix(".json").write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def cmd_sanity(args) -> int:
+    from .sanity import run_checks
+
+    clf, data = _load(args)
+    checks = run_checks(clf, data, args.eps / 255, args.steps, args.eot, args.trials, args.queries, args.seed,
+                        not args.quiet)
+    for c in checks:
+        print(c)
+    return 0 if all(c.passed for c in checks) else 1
+
+
+def cmd_study(args) -> int:
+    from . import studies
+
+    clf, data = _load(args)
+    spec = pgd(args.steps, args.eps / 255, args.eps / 255 / 4)
+    if args.kind == "transfer":
+        res = studies.transfer_matrix(clf, data, spec, args.out, seed=args.seed)
+    elif args.kind == "path-difference":
+        res = studies.path_difference(clf, data, spec, args.out, pairs=args.pairs, seed=args.seed)
+    else:
+        res = studies.gradient_similarity(clf, data, args.out, pairs=args.pairs, seed=args.seed)
+    print(json.dumps({k: v for k, v in res.items() if k in ("study", "files", "median", "accuracy", "rows")},
+                     indent=1))
     return 0
 
 
@@ -117,17 +162,37 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--norms", action="append", help="norm spec per model (default: bn and the recipe's)")
     c.add_argument("--json", default=None, help="also write the results here")
     c.set_defaults(fn=cmd_compare)
-    e = sub.add_parser("evaluate", help="clean and PGD accuracy of a checkpoint")
-    common(e, out=False)
-    e.add_argument("checkpoint", help="run directory, .json sidecar or .safetensors file")
-    e.add_argument("--samples", type=int, default=None, help="test examples (default: the recipe's eval_samples)")
-    e.add_argument("--steps", type=int, default=20)
-    e.add_argument("--eps", type=float, default=8.0, help="in 1/255 units")
-    e.add_argument("--alpha", type=float, default=2.0, help="in 1/255 units")
-    e.add_argument("--eot", type=int, default=1, help="gradient samples per PGD step (EOT)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--json", default=None)
+    def ckpt(sp):
+        common(sp, out=False)
+        sp.add_argument("checkpoint", help="run directory, .json sidecar or .safetensors file")
+        sp.add_argument("--samples", type=int, default=None, help="test examples (default: the recipe's)")
+        sp.add_argument("--eps", type=float, default=8.0, help="L-inf budget in 1/255 units (default 8)")
+        sp.add_argument("--eot", type=int, default=8, help="draws per gradient for adaptive EOT attacks")
+        sp.add_argument("--seed", type=int, default=0)
+
+    e = sub.add_parser("evaluate", help="robust accuracy of a checkpoint under named protocols")
+    ckpt(e)
+    e.add_argument("--attacks", default="pgd",
+                   help="comma list: fgsm, pgd[:steps], pgdl2, mifgsm, cw[:steps], deepfool, apgd-ce, apgd-dlr, "
+                        "apgd-t, square[:queries], autoattack; or 'paper' for the papers' columns")
+    e.add_argument("--protocol", default="both", choices=PROTOCOLS,
+                   help="paper: attack one draw, answer a fresh one; adaptive: EOT + fixed path; both")
+    e.add_argument("--trials", type=int, default=0, help="also repeat the paper protocol N times (stability)")
+    e.add_argument("--report", default=None, help="write PATH.md and PATH.json")
     e.set_defaults(fn=cmd_evaluate)
+    s_ = sub.add_parser("sanity", help="gradient-masking checks, PASS/FAIL with numbers")
+    ckpt(s_)
+    s_.add_argument("--steps", type=int, default=10)
+    s_.add_argument("--trials", type=int, default=5)
+    s_.add_argument("--queries", type=int, default=1000, help="Square attack queries")
+    s_.set_defaults(fn=cmd_sanity)
+    st = sub.add_parser("study", help="transferability studies of the RNA paper (JSON + PNG)")
+    ckpt(st)
+    st.add_argument("kind", choices=["transfer", "path-difference", "gradients"])
+    st.add_argument("--out", default="study", help="output directory")
+    st.add_argument("--steps", type=int, default=20)
+    st.add_argument("--pairs", type=int, default=10)
+    st.set_defaults(fn=cmd_study)
     r = sub.add_parser("recipes", help="list built-in recipes")
     r.set_defaults(fn=cmd_recipes)
     args = p.parse_args(argv)

@@ -6,10 +6,11 @@ For a model whose path space is random:
 - ``adaptive`` (the default report): attacks that know the randomness: ``fixed-path`` (the attack of p_a
   answered by p_a itself), ``eot`` (every gradient averaged over K fresh draws, answered by a fresh draw;
   gradient-free attacks query fresh draws) and ``adaptive``, the per-example worst case of the two.
-A deterministic model has one protocol, ``white-box``. ``worst-case/<protocol>`` counts an example robust
+A deterministic model has one protocol, ``white-box``. Clean accuracy uses one fresh draw per batch. ``worst-case/<protocol>`` counts an example robust
 only if it survives every attack run under that protocol. Attacks in one column (AutoAttack's members)
-are also combined per example. Minimum-norm attacks (CW, DeepFool) break an example only within their
-L2 budget ``eps`` and report the median L2 distortion of the examples they fooled.
+are also combined per example. Minimum-norm attacks (CW, DeepFool) break an example that was classified
+correctly only within their L2 budget ``eps`` and report the median L2 distortion of the examples they fooled (already misclassified
+examples, left unperturbed, are not counted).
 """
 
 from __future__ import annotations
@@ -58,13 +59,14 @@ class _Scorer:
 
     def __init__(self, clf: Classifier, x: np.ndarray, y: np.ndarray) -> None:
         self.clf, self.x, self.y = clf, x, y
+        self.clean = clf.backend.numpy(clf.backend.logits(clf.model, clf.backend.tensor(x))).argmax(1) == y
 
     def __call__(self, adv, spec: AttackSpec) -> tuple[np.ndarray, np.ndarray]:
         be = self.clf.backend
         correct = be.numpy(be.logits(self.clf.model, adv)).argmax(1) == self.y
         l2 = np.linalg.norm((be.numpy(adv) - self.x).reshape(len(self.x), -1), axis=1)
-        robust = correct | (l2 > spec.eps) if spec.minimum_norm else correct
-        return robust, np.where(correct, np.nan, l2)
+        robust = self.clean & (correct | (l2 > spec.eps)) if spec.minimum_norm else correct
+        return robust, np.where(correct | (l2 == 0), np.nan, l2)
 
 
 def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str, list[AttackSpec]] = (),
@@ -85,13 +87,13 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                desc="evaluate", disable=not progress, leave=False)
     for x, y in bar:
         score = _Scorer(clf, clf.check_images(x), y)
-        hits["clean"].append(be.numpy(be.logits(clf.model, be.tensor(score.x))).argmax(1) == y)
+        hits["clean"].append(score.clean)
         worst: dict[str, np.ndarray] = {}
         for col, specs in columns.items():
             got: dict[str, np.ndarray] = {}
 
             def add(proto: str, robust: np.ndarray, l2: np.ndarray, spec: AttackSpec, col=col, got=got) -> None:
-                got[proto] = got.get(proto, np.ones(len(y), bool)) & robust
+                got[proto] = got.get(proto, np.ones(len(robust), bool)) & robust
                 if spec.minimum_norm:
                     dists.setdefault(f"{col}/median-l2/{proto}", []).append(l2)
 

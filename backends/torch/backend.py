@@ -91,3 +91,7 @@ class TorchBackend(Backend):
     def attack(self, model: Network, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
                rng: np.random.Generator) -> torch.Tensor:
         return attacks.run(model, x, y, spec, rng)
+
+    def input_gradient(self, model: Network, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        grad, _, _ = attacks.loss_grad(model, x, lambda z: F.cross_entropy(z, y, reduction="none"), reduce="sum")
+        return self.numpy(grad)

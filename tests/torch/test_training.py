@@ -11,13 +11,15 @@ from rna_core.checkpoints import load_checkpoint
 from rna_core.cli import main
 
 TINY = {"width": 4, "train_samples": 256, "batch_size": 64, "epochs": 2, "eval_samples": 64,
-        "train_attack.steps": 2, "eval_attack.steps": 3}
+        "train_attack.steps": 2, "eval_attack.steps": 3, "eval_eot": 2}
 
 
 def test_train_checkpoint_resume_is_exact(tmp_path):
     full = rna_core.train("quick", "torch", tmp_path / "full", progress=False, **TINY)
     assert len(full.history) == 2 and full.checkpoint.name == "ckpt-e0001.json"
-    assert {"clean", "PGD-3/paper", "PGD-3/fixed-path", "PGD-3/worst-case"} <= set(full.final)
+    assert {"clean", "PGD-3/paper", "PGD-3/fixed-path", "PGD-3/eot", "PGD-3/adaptive", "worst-case/paper",
+            "worst-case/adaptive"} <= set(full.final)
+    assert full.final["PGD-3/adaptive"] <= min(full.final["PGD-3/fixed-path"], full.final["PGD-3/eot"])
     assert json.loads((tmp_path / "full" / "metrics.json").read_text())["test"] == full.final
 
     # a crash after the first epoch's checkpoint: keep only what existed then, and resume
@@ -54,9 +56,11 @@ def test_cli_train_evaluate_and_errors(tmp_path, capsys):
                  "--out", str(tmp_path / "bn"), "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["test"]["PGD-3/white-box"] <= out["test"]["clean"]
-    assert main(["evaluate", str(tmp_path / "bn"), "--samples", "32", "--steps", "2", "--quiet"]) == 0
+    assert main(["evaluate", str(tmp_path / "bn"), "--samples", "32", "--attacks", "pgd:2,fgsm", "--quiet",
+                 "--report", str(tmp_path / "report")]) == 0
     text = capsys.readouterr().out
-    assert "| Natural | PGD-2 (white-box) |" in text
+    assert "| model | protocol | Natural | FGSM | PGD-2 | worst case |" in text and "| white-box |" in text
+    assert json.loads((tmp_path / "report.json").read_text())["metrics"]["protocol"] == "white-box"
     assert main(["train", "--set", "epoch=1", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "unknown recipe key 'epoch'" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing"), "--quiet"]) == 2
