@@ -6,11 +6,12 @@ For a model whose path space is random:
 - ``adaptive`` (the default report): attacks that know the randomness: ``fixed-path`` (the attack of p_a
   answered by p_a itself), ``eot`` (every gradient averaged over K fresh draws, answered by a fresh draw;
   gradient-free attacks query fresh draws) and ``adaptive``, the per-example worst case of the two.
-A deterministic model has one protocol, ``white-box``. Clean accuracy uses one fresh draw per batch. ``worst-case/<protocol>`` counts an example robust
-only if it survives every attack run under that protocol. Attacks in one column (AutoAttack's members)
-are also combined per example. Minimum-norm attacks (CW, DeepFool) break an example that was classified
-correctly only within their L2 budget ``eps`` and report the median L2 distortion of the examples they fooled (already misclassified
-examples, left unperturbed, are not counted).
+A deterministic model has one protocol, ``white-box``. Clean accuracy uses one fresh draw per batch.
+``worst-case/<protocol>`` counts an example robust only if it survives every attack run under that
+protocol; attacks in one column (AutoAttack's members) are also combined per example. Minimum-norm attacks
+(CW, DeepFool) break an example that was classified correctly only within their L2 budget ``eps`` and
+report the median L2 distortion of the examples they fooled (already misclassified examples, left
+unperturbed, are not counted).
 """
 
 from __future__ import annotations
