@@ -133,6 +133,19 @@ def cmd_study(args) -> int:
     return 0
 
 
+def cmd_parity(args) -> int:
+    """Largest relative difference per quantity and normalization type between two backends."""
+    from .parity import QUANTITIES, compare
+    from .registry import get_backend
+
+    other = get_backend("mindspore", mode=args.mode) if args.against == "mindspore" else args.against
+    rows = {norms: compare("torch", other, norms) for norms in args.norms.split(",")}
+    print(f"| norms | {' | '.join(QUANTITIES)} |\n|" + "---|" * (len(QUANTITIES) + 1))
+    for norms, d in rows.items():
+        print(f"| {norms} | " + " | ".join(f"{d[q]:.1e}" for q in QUANTITIES) + " |")
+    return 0
+
+
 def cmd_recipes(args) -> int:
     for name, r in RECIPES.items():
         print(f"{name:24s} {r.dataset:12s} {r.arch:16s} norms={r.norms:18s} method={r.method:9s} epochs={r.epochs}")
@@ -193,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--steps", type=int, default=20)
     st.add_argument("--pairs", type=int, default=10)
     st.set_defaults(fn=cmd_study)
+    pa = sub.add_parser("parity", help="torch vs another backend on the same weights, input, path and start")
+    pa.add_argument("--against", default="mindspore")
+    pa.add_argument("--mode", default="pynative", choices=["pynative", "graph"])
+    pa.add_argument("--norms", default="bn,bgn:2,in,gn:2,ln,bn+in")
+    pa.set_defaults(fn=cmd_parity)
     r = sub.add_parser("recipes", help="list built-in recipes")
     r.set_defaults(fn=cmd_recipes)
     args = p.parse_args(argv)

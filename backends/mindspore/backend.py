@@ -1,0 +1,168 @@
+"""The MindSpore implementation of ``rna_core.backend.Backend`` (PyNative, or GRAPH_MODE through ``ms.jit``).
+
+The path of every forward is drawn by the core's controller and passed to the network as an int32 tensor,
+so a compiled graph is reused for every path. The optimizer is MindSpore's fused SGD, which matches
+torch.optim.SGD here: g = grad + wd * w on every parameter (its filter skips only names containing
+gamma/beta, and our canonical names are weight/bias), the momentum buffer starts as the first gradient
+(``stat`` = 1 until the first step), w -= lr * buffer. The parity tests hold it to torch's numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, nn, ops
+
+from rna_core.attacks import AttackSpec
+from rna_core.backend import Backend, Capabilities, SGDConfig, StepResult
+from rna_core.controller import PathController
+
+from .network import Network
+
+MODES = ("pynative", "graph")
+
+
+class MindSporeBackend(Backend):
+    name = "mindspore"
+    capabilities = Capabilities(graph_mode=True, deterministic=True, devices=("CPU", "GPU", "Ascend"))
+
+    def __init__(self, mode: str = "pynative", device: str = "CPU") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mindspore mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        ms.set_device(device)
+        self._fns: dict[tuple[int, str], Any] = {}
+
+    def _compile(self, fn):
+        return ms.jit(fn) if self.mode == "graph" else fn
+
+    def _path(self, model: Network) -> Tensor:
+        return Tensor(model.controller.next_path().astype(np.int32))
+
+    def seed(self, seed: int) -> None:
+        ms.set_seed(seed)
+
+    def build_model(self, graph, controller: PathController) -> Network:
+        return Network(graph, controller)
+
+    def tensor(self, array: np.ndarray) -> Tensor:
+        array = np.ascontiguousarray(array)
+        return Tensor(array.astype(np.int32) if array.dtype == np.int64 else array)
+
+    def numpy(self, tensor: Tensor) -> np.ndarray:
+        return tensor.asnumpy()
+
+    def set_training(self, model: Network, training: bool) -> None:
+        model.set_train(training)
+
+    @staticmethod
+    def _named(model: Network) -> dict[str, Any]:
+        return dict(model.parameters_and_names())
+
+    def get_state(self, model: Network) -> dict[str, np.ndarray]:
+        return {k: p.asnumpy().copy() for k, p in self._named(model).items()}
+
+    def set_state(self, model: Network, state: dict[str, np.ndarray]) -> None:
+        own = self._named(model)
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+                             f" ({len(missing)} missing, {len(unexpected)} unexpected)")
+        for k, p in own.items():
+            if tuple(state[k].shape) != tuple(p.shape):
+                raise ValueError(f"shape of {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(p.shape)}")
+            p.set_data(Tensor(np.asarray(state[k], np.float32)))
+
+    def make_optimizer(self, model: Network, config: SGDConfig) -> nn.SGD:
+        return nn.SGD(model.trainable_params(), learning_rate=config.lr, momentum=config.momentum,
+                      weight_decay=config.weight_decay)
+
+    def set_lr(self, optimizer: nn.SGD, lr: float) -> None:
+        optimizer.learning_rate.set_data(Tensor(lr, ms.float32))
+
+    @staticmethod
+    def _moments(optimizer: nn.SGD, model: Network):
+        names = {id(p): k for k, p in model.parameters_and_names()}
+        return [(names[id(p)], acc, st) for p, acc, st in zip(optimizer.parameters, optimizer.accum, optimizer.stat,
+                                                              strict=True)]
+
+    def get_optimizer_state(self, optimizer: nn.SGD, model: Network) -> dict[str, np.ndarray]:
+        return {f"momentum.{name}": acc.asnumpy().copy() for name, acc, st in self._moments(optimizer, model)
+                if float(st.asnumpy().reshape(-1)[0]) == 0}
+
+    def set_optimizer_state(self, optimizer: nn.SGD, model: Network, state: dict[str, np.ndarray]) -> None:
+        moments = {name: (acc, st) for name, acc, st in self._moments(optimizer, model)}
+        for key, value in state.items():
+            name = key.removeprefix("momentum.")
+            if name not in moments:
+                raise ValueError(f"optimizer state names unknown parameter {name!r}")
+            acc, st = moments[name]
+            acc.set_data(Tensor(np.asarray(value, np.float32)))
+            st.set_data(Tensor(np.zeros(st.shape, np.float32)))
+
+    def _fn(self, model: Network, kind: str, optimizer: nn.SGD | None = None):
+        key = (id(model), kind, id(optimizer))
+        if key not in self._fns:
+            if kind == "train":
+                def loss_fn(x, y, path):
+                    logits = model(x, path)
+                    return ops.cross_entropy(logits, y), logits
+
+                grad_fn = ms.value_and_grad(loss_fn, None, optimizer.parameters, has_aux=True)
+
+                def step(x, y, path):
+                    (loss, logits), grads = grad_fn(x, y, path)
+                    optimizer(grads)
+                    return loss, logits
+
+                self._fns[key] = self._compile(step)
+            elif kind == "sum":
+                def input_loss(x, y, path):
+                    logits = model(x, path)
+                    return ops.cross_entropy(logits, y, reduction="sum"), logits
+
+                self._fns[key] = self._compile(ms.value_and_grad(input_loss, 0, None, has_aux=True))
+            else:
+                def forward(x, path):
+                    return model(x, path)
+
+                self._fns[key] = self._compile(forward)
+        return self._fns[key]
+
+    def train_step(self, model: Network, optimizer: nn.SGD, x: Tensor, y: Tensor) -> StepResult:
+        loss, logits = self._fn(model, "train", optimizer)(x, y, self._path(model))
+        correct = int((logits.argmax(1) == y).sum().asnumpy())
+        return StepResult(float(loss.asnumpy()), correct, len(y))
+
+    def logits(self, model: Network, x: Tensor) -> Tensor:
+        return self._fn(model, "forward")(x, self._path(model))
+
+    def input_gradient(self, model: Network, x: Tensor, y: Tensor) -> np.ndarray:
+        _, grad = self._fn(model, "sum")(x, y, self._path(model))
+        return grad.asnumpy()
+
+    def attack(self, model: Network, x: Tensor, y: Tensor, spec: AttackSpec, rng: np.random.Generator) -> Tensor:
+        if spec.name != "pgd" or spec.targeted:
+            raise self.unsupported(f"attack {spec.label}{' (targeted)' if spec.targeted else ''}")
+        adv = ops.clamp(x + Tensor(spec.random_start_for(x.asnumpy(), rng)), 0, 1)
+        grad_fn = self._fn(model, "sum")  # per-example directions do not depend on the reduction
+        view = (-1,) + (1,) * (x.ndim - 1)
+        for _ in range(spec.steps):
+            grad = None
+            for _ in range(spec.eot):
+                _, g = grad_fn(adv, y, self._path(model))
+                grad = g if grad is None else grad + g
+            grad = grad / spec.eot
+            if spec.norm == "linf":
+                adv = adv + spec.alpha * ops.sign(grad)
+                delta = ops.clamp(adv - x, -spec.eps, spec.eps)
+            else:
+                grad = grad / (ops.norm(grad.reshape(len(x), -1), dim=1) + 1e-10).reshape(view)
+                adv = adv + spec.alpha * grad
+                delta = adv - x
+                factor = ops.clamp(spec.eps / ops.norm(delta.reshape(len(x), -1), dim=1), max=1.0)
+                delta = delta * factor.reshape(view)
+            adv = ops.clamp(x + delta, 0, 1)
+        return adv

@@ -1,0 +1,119 @@
+"""Normalization layers and the RNA slot for MindSpore (NCHW), the same formulas as the torch backend.
+
+Written with explicit ops (MindSpore's InstanceNorm2d has no CPU kernel) and parameters named as torch's
+(``weight``, ``bias``, ``running_mean``, ``running_var``), so canonical names need no mapping.
+BN is BGN with one channel per group. The running statistics use torch's momentum convention
+(running <- (1 - m) running + m * stat, m = 0.1; MindSpore's own BatchNorm2d would need 0.9).
+
+The path is tensor data: a slot receives the whole path (int32, shape (L,)) and selects its candidate
+with data-dependent control flow, so GRAPH_MODE compiles one graph for every path and only the selected
+candidate runs.
+"""
+
+from __future__ import annotations
+
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+
+from rna_core.norms import NormSpec
+
+EPS = 1e-5
+MOMENTUM = 0.1
+
+
+class _Affine(nn.Cell):
+    def __init__(self, channels: int, affine: bool) -> None:
+        super().__init__()
+        self.channels = channels
+        self.affine = affine
+        if affine:
+            self.weight = Parameter(Tensor(ops.ones(channels, ms.float32)), name="weight")
+            self.bias = Parameter(Tensor(ops.zeros(channels, ms.float32)), name="bias")
+
+    def _scale(self, y):
+        if self.affine:
+            return y * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
+        return y
+
+
+class BatchGroupNorm(_Affine):
+    """BGN with G groups (BN: G = C): statistics over (N, C/G, H, W) of each group."""
+
+    def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
+        super().__init__(channels, affine)
+        if channels % groups:
+            raise ValueError(f"BGN: {groups} groups do not divide {channels} channels")
+        self.groups = groups
+        self.running_mean = Parameter(Tensor(ops.zeros(groups, ms.float32)), name="running_mean", requires_grad=False)
+        self.running_var = Parameter(Tensor(ops.ones(groups, ms.float32)), name="running_var", requires_grad=False)
+
+    def construct(self, x):
+        n, c, h, w = x.shape
+        g = self.groups
+        xg = x.reshape(n, g, c // g, h, w).transpose(1, 0, 2, 3, 4).reshape(g, -1)
+        if self.training:
+            mean = xg.mean(axis=1)
+            var = ((xg - mean.reshape(g, 1)) ** 2).mean(axis=1)
+            count = xg.shape[1]
+            ops.assign(self.running_mean, (1 - MOMENTUM) * self.running_mean + MOMENTUM * ops.stop_gradient(mean))
+            unbiased = ops.stop_gradient(var) * (count / max(count - 1, 1))
+            ops.assign(self.running_var, (1 - MOMENTUM) * self.running_var + MOMENTUM * unbiased)
+        else:
+            mean, var = self.running_mean, self.running_var
+        y = (xg - mean.reshape(g, 1)) / ops.sqrt(var.reshape(g, 1) + EPS)
+        y = y.reshape(g, n, c // g, h, w).transpose(1, 0, 2, 3, 4).reshape(n, c, h, w)
+        return self._scale(y)
+
+
+class GroupNorm(_Affine):
+    """GN with G groups (IN: G = C, LN: G = 1): per-sample statistics over (C/G, H, W)."""
+
+    def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
+        super().__init__(channels, affine)
+        if channels % groups:
+            raise ValueError(f"GN: {groups} groups do not divide {channels} channels")
+        self.groups = groups
+
+    def construct(self, x):
+        n, c, h, w = x.shape
+        xg = x.reshape(n, self.groups, -1)
+        mean = xg.mean(axis=2, keep_dims=True)
+        var = ((xg - mean) ** 2).mean(axis=2, keep_dims=True)
+        y = ((xg - mean) / ops.sqrt(var + EPS)).reshape(n, c, h, w)
+        return self._scale(y)
+
+
+def make_norm(spec: NormSpec, channels: int) -> nn.Cell:
+    g = spec.num_groups(channels)
+    if spec.uses_batch_statistics:
+        return BatchGroupNorm(channels, g, spec.affine)
+    return GroupNorm(channels, g, spec.affine)
+
+
+def unique_parameter_names(cell: nn.Cell) -> None:
+    """Name every parameter by its path in ``cell`` (GRAPH_MODE needs unique parameter names)."""
+    for name, param in cell.parameters_and_names():
+        param.name = name
+
+
+class NormSlot(nn.Cell):
+    """RNA module: candidates named by spec key; ``construct(x, path)`` runs only ``path[slot]``'s candidate."""
+
+    def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None) -> None:
+        super().__init__()
+        self.slot = -1 if slot is None else slot
+        self.keys = [s.key for s in specs]
+        for spec in specs:
+            self.insert_child_to_cell(spec.key, make_norm(spec, channels))
+        self.takes_path = True
+        unique_parameter_names(self)
+
+    def construct(self, x, path):
+        if len(self.keys) == 1:
+            return getattr(self, self.keys[0])(x)
+        k = path[self.slot]
+        out = x
+        for i, key in enumerate(self.keys):
+            if k == i:
+                out = getattr(self, key)(x)
+        return out

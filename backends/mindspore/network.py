@@ -1,0 +1,127 @@
+"""Turn a ``rna_core.models`` graph into MindSpore cells whose parameter names are the canonical names.
+
+Containers take ``(x, path)``; the path (int32 tensor, shape (L,)) flows to every NormSlot as data, so
+one GRAPH_MODE compilation serves every path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mindspore import Tensor, nn, ops
+
+from rna_core.controller import PathController
+from rna_core.models import graph as g
+from rna_core.norms import parse_norms
+
+from .layers import NormSlot, unique_parameter_names
+
+_PLAIN_BN = parse_norms("bn")
+
+
+class Normalize(nn.Cell):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.mean = Tensor(np.asarray(mean, np.float32).reshape(1, -1, 1, 1))
+        self.std = Tensor(np.asarray(std, np.float32).reshape(1, -1, 1, 1))
+
+    def construct(self, x):
+        return (x - self.mean) / self.std
+
+
+class GlobalAvgPool(nn.Cell):
+    def construct(self, x):
+        return x.mean(axis=(2, 3))
+
+
+class MaxPool(nn.Cell):
+    """Max-pool with torch's padding semantics (pad with -inf, then pool without padding)."""
+
+    def __init__(self, kernel: int, stride: int, padding: int) -> None:
+        super().__init__()
+        self.padding = padding
+        self.pool = nn.MaxPool2d(kernel, stride, pad_mode="valid")
+
+    def construct(self, x):
+        if self.padding:
+            p = self.padding
+            x = ops.pad(x, (p, p, p, p), value=float("-inf"))
+        return self.pool(x)
+
+
+class Seq(nn.Cell):
+    def __init__(self, children: list[tuple[str, nn.Cell]]) -> None:
+        super().__init__()
+        self.names = [n for n, _ in children]
+        self.flags = [getattr(c, "takes_path", False) for _, c in children]
+        for name, cell in children:
+            self.insert_child_to_cell(name, cell)
+        self.takes_path = True
+
+    def construct(self, x, path):
+        for i in range(len(self.names)):
+            if self.flags[i]:
+                x = getattr(self, self.names[i])(x, path)
+            else:
+                x = getattr(self, self.names[i])(x)
+        return x
+
+
+class Residual(nn.Cell):
+    def __init__(self, node: g.Residual, build) -> None:
+        super().__init__()
+        self.has_pre = node.pre is not None
+        self.has_short = node.shortcut is not None
+        if self.has_pre:
+            self.pre = build(node.pre)
+        self.main = build(node.main)
+        if self.has_short:
+            self.shortcut = build(node.shortcut)
+        self.from_pre = node.shortcut_from_pre
+        self.post_relu = node.post_relu
+        self.takes_path = True
+
+    def construct(self, x, path):
+        h = self.pre(x, path) if self.has_pre else x
+        if self.has_short:
+            s = self.shortcut(h, path) if self.from_pre else self.shortcut(x, path)
+        else:
+            s = x
+        y = self.main(h, path) + s
+        return ops.relu(y) if self.post_relu else y
+
+
+class Network(Seq):
+    """A built graph: ``construct(x, path)``. The backend asks the controller for the path of each forward."""
+
+    def __init__(self, graph: g.Graph, controller: PathController) -> None:
+        if controller.space.num_layers != graph.num_slots:
+            raise ValueError(f"{graph.name} has {graph.num_slots} normalization slots but the path space has "
+                             f"{controller.space.num_layers} layers")
+        self.space = controller.space
+        super().__init__([(n, self._build(c)) for n, c in graph.root.children])
+        self.graph = graph
+        self.controller = controller
+        unique_parameter_names(self)
+
+    def _build(self, node: object) -> nn.Cell:
+        if isinstance(node, g.Seq):
+            return Seq([(n, self._build(c)) for n, c in node.children])
+        if isinstance(node, g.Residual):
+            return Residual(node, self._build)
+        if isinstance(node, g.Conv):
+            return nn.Conv2d(node.cin, node.cout, node.kernel, node.stride, pad_mode="pad", padding=node.padding,
+                             has_bias=node.bias)
+        if isinstance(node, g.Norm):
+            specs = _PLAIN_BN if node.slot is None else self.space.candidates[node.slot]
+            return NormSlot(node.channels, specs, node.slot)
+        if isinstance(node, g.ReLU):
+            return nn.ReLU()
+        if isinstance(node, g.MaxPool):
+            return MaxPool(node.kernel, node.stride, node.padding)
+        if isinstance(node, g.GlobalAvgPool):
+            return GlobalAvgPool()
+        if isinstance(node, g.Linear):
+            return nn.Dense(node.cin, node.cout)
+        if isinstance(node, g.Normalize):
+            return Normalize(node.mean, node.std)
+        raise TypeError(f"the mindspore backend cannot build graph node {type(node).__name__}")

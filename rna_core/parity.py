@@ -1,0 +1,67 @@
+"""Backend parity: the same weights, input, path and random start must give the same numbers everywhere.
+
+``compare(a, b)`` builds one model per backend, copies a's canonical weights into b, holds one drawn path
+on both and reports, per quantity, the largest relative difference max|a - b| / max|a|: logits, loss,
+input gradient, the weights and running statistics after one SGD step. For PGD it reports the fraction of
+pixels that differ by more than 1e-6: a sign step flips where a gradient component is within rounding of
+zero, so sign-based attacks agree pixel for pixel except at such ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .attacks import pgd
+from .backend import Backend, SGDConfig
+from .classifier import build_classifier
+
+QUANTITIES = ("logits", "loss", "input_gradient", "sgd_step", "running_stats", "pgd")
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12))
+
+
+def _ce(logits: np.ndarray, y: np.ndarray) -> float:
+    z = logits - logits.max(1, keepdims=True)
+    return float((np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]).mean())
+
+
+def compare(a: Backend | str, b: Backend | str, norms: str = "bn+in", arch: str = "resnet18", width: int = 4,
+            seed: int = 0, size: int = 32, batch: int = 4) -> dict[str, float]:
+    """Largest relative difference per quantity between backends ``a`` and ``b`` on one drawn path."""
+    rng = np.random.default_rng(seed)
+    spec = {"name": arch, "num_classes": 10, "in_channels": 3, "width": width}
+    ca = build_classifier(spec, norms, True, a, np.random.default_rng(seed), seed)
+    cb = build_classifier(spec, norms, True, b, np.random.default_rng(seed), seed)
+    cb.backend.set_state(cb.model, ca.backend.get_state(ca.model))
+    x = rng.random((batch, 3, size, size), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    path = ca.controller.draw()
+    out: dict[str, float] = {}
+    with ca.controller.fixed(path), cb.controller.fixed(path):
+        for c in (ca, cb):
+            c.backend.set_training(c.model, False)
+        la = ca.backend.numpy(ca.backend.logits(ca.model, ca.backend.tensor(x)))
+        lb = cb.backend.numpy(cb.backend.logits(cb.model, cb.backend.tensor(x)))
+        out["logits"] = _rel(la, lb)
+        out["loss"] = _rel(np.array(_ce(la, y)), np.array(_ce(lb, y)))
+        ga = ca.backend.input_gradient(ca.model, ca.backend.tensor(x), ca.backend.tensor(y))
+        gb = cb.backend.input_gradient(cb.model, cb.backend.tensor(x), cb.backend.tensor(y))
+        out["input_gradient"] = _rel(ga, gb)
+        spec_pgd = pgd(3, 8 / 255, 2 / 255)
+        adv_a = ca.backend.numpy(ca.backend.attack(ca.model, ca.backend.tensor(x), ca.backend.tensor(y), spec_pgd,
+                                                   np.random.default_rng(1)))
+        adv_b = cb.backend.numpy(cb.backend.attack(cb.model, cb.backend.tensor(x), cb.backend.tensor(y), spec_pgd,
+                                                   np.random.default_rng(1)))
+        out["pgd"] = float((np.abs(adv_a - adv_b) > 1e-6).mean())
+        for c in (ca, cb):
+            c.backend.set_training(c.model, True)
+            opt = c.backend.make_optimizer(c.model, SGDConfig(0.1, 0.9, 5e-4))
+            c.backend.train_step(c.model, opt, c.backend.tensor(x), c.backend.tensor(y))
+    sa, sb = ca.backend.get_state(ca.model), cb.backend.get_state(cb.model)
+    stats = [k for k in sa if "running_" in k]
+    out["sgd_step"] = max(_rel(sa[k], sb[k]) for k in sa if k not in stats)
+    out["running_stats"] = max((_rel(sa[k], sb[k]) for k in stats), default=0.0)
+    return out

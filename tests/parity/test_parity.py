@@ -1,0 +1,19 @@
+"""torch vs MindSpore (PyNative and GRAPH_MODE) on the same weights, input, path and random start."""
+
+import pytest
+
+from rna_core.parity import QUANTITIES, compare
+from rna_core.registry import get_backend
+
+NORMS = ["bn", "bgn:2", "in", "gn:2", "ln", "bn+in"]
+TOL = {"pgd": 1e-2}  # fraction of pixels where a sign step met a rounding-level gradient tie
+
+
+@pytest.mark.parametrize("mode", ["pynative", "graph"])
+@pytest.mark.parametrize("norms", NORMS)
+def test_backends_agree(norms, mode):
+    diffs = compare("torch", get_backend("mindspore", mode=mode), norms)
+    assert set(diffs) == set(QUANTITIES)
+    print(f"\n{norms:16s} {mode:8s} " + "  ".join(f"{k}={v:.1e}" for k, v in diffs.items()))
+    bad = {k: v for k, v in diffs.items() if not v < TOL.get(k, 1e-4)}
+    assert not bad, f"largest relative differences above tolerance: {bad}"
