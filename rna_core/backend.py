@@ -50,6 +50,18 @@ class Backend(ABC):
     def unsupported(self, what: str) -> NotImplementedError:
         return NotImplementedError(f"{what} is not supported by the {self.name} backend")
 
+    @staticmethod
+    def check_state(shapes: dict[str, tuple[int, ...]], state: dict[str, np.ndarray]) -> None:
+        """Raise ValueError naming missing or unexpected entries, or a wrong shape, of ``state`` for a model
+        whose canonical entries have ``shapes``."""
+        missing, unexpected = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
+        if missing or unexpected:
+            raise ValueError(f"state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+                             f" ({len(missing)} missing, {len(unexpected)} unexpected)")
+        for k, shape in shapes.items():
+            if tuple(state[k].shape) != tuple(shape):
+                raise ValueError(f"shape of {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(shape)}")
+
     @abstractmethod
     def seed(self, seed: int) -> None:
         """Seed the framework's own RNG (weight initialisation only; all other draws come from the core)."""

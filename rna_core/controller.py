@@ -30,6 +30,12 @@ class PathController:
         self._observers: list[Callable[[np.ndarray], None]] = []
         self.last_path: np.ndarray | None = None
 
+    def check_slots(self, num_slots: int, model_name: str) -> None:
+        """A model with ``num_slots`` normalization slots needs a path space with as many layers."""
+        if self.space.num_layers != num_slots:
+            raise ValueError(f"{model_name} has {num_slots} normalization slots but the path space has "
+                             f"{self.space.num_layers} layers")
+
     @property
     def policy(self) -> str:
         return "resample" if self._held is None else "held"

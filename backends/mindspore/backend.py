@@ -66,13 +66,8 @@ class MindSporeBackend(Backend):
 
     def set_state(self, model: Network, state: dict[str, np.ndarray]) -> None:
         own = self._named(model)
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-                             f" ({len(missing)} missing, {len(unexpected)} unexpected)")
+        self.check_state({k: tuple(p.shape) for k, p in own.items()}, state)
         for k, p in own.items():
-            if tuple(state[k].shape) != tuple(p.shape):
-                raise ValueError(f"shape of {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(p.shape)}")
             p.set_data(Tensor(np.asarray(state[k], np.float32)))
 
     def make_optimizer(self, model: Network, config: SGDConfig) -> nn.SGD:

@@ -94,9 +94,7 @@ class Network(Seq):
     """A built graph: ``construct(x, path)``. The backend asks the controller for the path of each forward."""
 
     def __init__(self, graph: g.Graph, controller: PathController) -> None:
-        if controller.space.num_layers != graph.num_slots:
-            raise ValueError(f"{graph.name} has {graph.num_slots} normalization slots but the path space has "
-                             f"{controller.space.num_layers} layers")
+        controller.check_slots(graph.num_slots, graph.name)
         self.space = controller.space
         super().__init__([(n, self._build(c)) for n, c in graph.root.children])
         self.graph = graph

@@ -42,14 +42,7 @@ class TorchBackend(Backend):
         return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
     def set_state(self, model: Network, state: dict[str, np.ndarray]) -> None:
-        own = model.state_dict()
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-                             f" ({len(missing)} missing, {len(unexpected)} unexpected)")
-        for k, v in own.items():
-            if tuple(state[k].shape) != tuple(v.shape):
-                raise ValueError(f"shape of {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}")
+        self.check_state({k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
         model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
 
     def make_optimizer(self, model: Network, config: SGDConfig) -> torch.optim.SGD:

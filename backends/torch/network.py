@@ -52,9 +52,7 @@ class Network(nn.Module):
 
     def __init__(self, graph: g.Graph, controller: PathController) -> None:
         super().__init__()
-        if controller.space.num_layers != graph.num_slots:
-            raise ValueError(f"{graph.name} has {graph.num_slots} normalization slots but the path space has "
-                             f"{controller.space.num_layers} layers")
+        controller.check_slots(graph.num_slots, graph.name)
         self.graph = graph
         self.controller = controller
         self._state = PathState(graph.num_slots)
