@@ -17,11 +17,13 @@ from .registry import get_backend
 
 @dataclass
 class Classifier:
+    """``model`` (a backend's module) asks ``controller`` for its path on every forward; ``arch`` is the
+    architecture dict it was built from (stored in checkpoints to rebuild it)."""
+
     backend: Backend
     model: Any
     controller: PathController
     graph: models.Graph
-
     arch: dict
 
     @property

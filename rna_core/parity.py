@@ -2,20 +2,20 @@
 
 ``compare(a, b)`` builds one model per backend, copies a's canonical weights into b, holds one drawn path
 on both and reports, per quantity, the largest relative difference max|a - b| / max|a|: logits, loss,
-input gradient, the weights and running statistics after one SGD step. For PGD it reports the fraction of
-pixels that differ by more than 1e-6: a sign step flips where a gradient component is within rounding of
-zero, so sign-based attacks agree pixel for pixel except at such ties.
+input gradient, the weights and running statistics after one SGD step. For the attacks (PGD, FGSM, MIFGSM,
+same random start) it reports the fraction of pixels that differ by more than 1e-6: a sign step flips where a
+gradient component is within rounding of zero, so sign-based attacks agree pixel for pixel except at such ties.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .attacks import pgd
+from .attacks import fgsm, mifgsm, pgd
 from .backend import Backend, SGDConfig
 from .classifier import build_classifier
 
-QUANTITIES = ("logits", "loss", "input_gradient", "sgd_step", "running_stats", "pgd")
+QUANTITIES = ("logits", "loss", "input_gradient", "sgd_step", "running_stats", "pgd", "fgsm", "mifgsm")
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,12 +50,10 @@ def compare(a: Backend | str, b: Backend | str, norms: str = "bn+in", arch: str 
         ga = ca.backend.input_gradient(ca.model, ca.backend.tensor(x), ca.backend.tensor(y))
         gb = cb.backend.input_gradient(cb.model, cb.backend.tensor(x), cb.backend.tensor(y))
         out["input_gradient"] = _rel(ga, gb)
-        spec_pgd = pgd(3, 8 / 255, 2 / 255)
-        adv_a = ca.backend.numpy(ca.backend.attack(ca.model, ca.backend.tensor(x), ca.backend.tensor(y), spec_pgd,
-                                                   np.random.default_rng(1)))
-        adv_b = cb.backend.numpy(cb.backend.attack(cb.model, cb.backend.tensor(x), cb.backend.tensor(y), spec_pgd,
-                                                   np.random.default_rng(1)))
-        out["pgd"] = float((np.abs(adv_a - adv_b) > 1e-6).mean())
+        for name, spec_attack in (("pgd", pgd(3, 8 / 255, 2 / 255)), ("fgsm", fgsm()), ("mifgsm", mifgsm(3))):
+            adv = [c.backend.numpy(c.backend.attack(c.model, c.backend.tensor(x), c.backend.tensor(y), spec_attack,
+                                                    np.random.default_rng(1))) for c in (ca, cb)]
+            out[name] = float((np.abs(adv[0] - adv[1]) > 1e-6).mean())
         for c in (ca, cb):
             c.backend.set_training(c.model, True)
             opt = c.backend.make_optimizer(c.model, SGDConfig(0.1, 0.9, 5e-4))

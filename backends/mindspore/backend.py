@@ -19,6 +19,7 @@ from rna_core.attacks import AttackSpec
 from rna_core.backend import Backend, Capabilities, SGDConfig, StepResult
 from rna_core.controller import PathController
 
+from . import attacks
 from .network import Network
 
 MODES = ("pynative", "graph")
@@ -139,25 +140,11 @@ class MindSporeBackend(Backend):
         return grad.asnumpy()
 
     def attack(self, model: Network, x: Tensor, y: Tensor, spec: AttackSpec, rng: np.random.Generator) -> Tensor:
-        if spec.name != "pgd" or spec.targeted:
-            raise self.unsupported(f"attack {spec.label}{' (targeted)' if spec.targeted else ''}")
-        adv = ops.clamp(x + Tensor(spec.random_start_for(x.asnumpy(), rng)), 0, 1)
-        grad_fn = self._fn(model, "sum")  # per-example directions do not depend on the reduction
-        view = (-1,) + (1,) * (x.ndim - 1)
-        for _ in range(spec.steps):
-            grad = None
-            for _ in range(spec.eot):
-                _, g = grad_fn(adv, y, self._path(model))
-                grad = g if grad is None else grad + g
-            grad = grad / spec.eot
-            if spec.norm == "linf":
-                adv = adv + spec.alpha * ops.sign(grad)
-                delta = ops.clamp(adv - x, -spec.eps, spec.eps)
-            else:
-                grad = grad / (ops.norm(grad.reshape(len(x), -1), dim=1) + 1e-10).reshape(view)
-                adv = adv + spec.alpha * grad
-                delta = adv - x
-                factor = ops.clamp(spec.eps / ops.norm(delta.reshape(len(x), -1), dim=1), max=1.0)
-                delta = delta * factor.reshape(view)
-            adv = ops.clamp(x + delta, 0, 1)
-        return adv
+        if spec.name not in attacks.PORTED:
+            raise self.unsupported(f"attack {spec.label}")
+        fn = self._fn(model, "sum")  # per-example directions do not depend on the reduction
+
+        def grad_fn(inputs: Tensor, labels: Tensor) -> Tensor:
+            return fn(inputs, labels, self._path(model))[1]
+
+        return attacks.run(grad_fn, model.graph.num_classes, x, y, spec, rng)

@@ -34,4 +34,4 @@ def test_unsupported_attack_names_backend():
     x = clf.backend.tensor(np.zeros((2, 1, 8, 8), np.float32))
     y = clf.backend.tensor(np.zeros(2, np.int64))
     with pytest.raises(NotImplementedError, match="mindspore backend"):
-        clf.backend.attack(clf.model, x, y, rna_core.attacks.fgsm(), np.random.default_rng(0))
+        clf.backend.attack(clf.model, x, y, rna_core.attacks.deepfool(), np.random.default_rng(0))

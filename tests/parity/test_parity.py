@@ -6,7 +6,7 @@ from rna_core.parity import QUANTITIES, compare
 from rna_core.registry import get_backend
 
 NORMS = ["bn", "bgn:2", "in", "gn:2", "ln", "bn+in"]
-TOL = {"pgd": 1e-2}  # fraction of pixels where a sign step met a rounding-level gradient tie
+TOL = {"pgd": 1e-2, "fgsm": 1e-2, "mifgsm": 1e-2}  # fraction of pixels at rounding-level gradient ties
 
 
 @pytest.mark.parametrize("mode", ["pynative", "graph"])
