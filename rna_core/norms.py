@@ -77,13 +77,17 @@ class NormSpec:
         if self.kind in ("bn", "in"):
             return channels
         g = self.groups if self.groups is not None else max(1, channels // self.group_size)
-        g = min(g, channels)
-        if channels % g:
-            raise ValueError(f"{self.name}: {g} groups do not divide {channels} channels")
-        return g
+        return check_groups(min(g, channels), channels, self.name)
 
     def __str__(self) -> str:
         return self.name
+
+
+def check_groups(groups: int, channels: int, what: str) -> int:
+    """``groups`` if it divides ``channels``, else a ValueError naming ``what``."""
+    if groups < 1 or channels % groups:
+        raise ValueError(f"{what}: {groups} groups do not divide {channels} channels")
+    return groups
 
 
 def parse_norms(text: str | list[str] | tuple[str, ...]) -> tuple[NormSpec, ...]:

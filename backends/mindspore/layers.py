@@ -15,7 +15,7 @@ from __future__ import annotations
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from rna_core.norms import NormSpec
+from rna_core.norms import NormSpec, check_groups
 
 EPS = 1e-5
 MOMENTUM = 0.1
@@ -41,9 +41,7 @@ class BatchGroupNorm(_Affine):
 
     def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
         super().__init__(channels, affine)
-        if channels % groups:
-            raise ValueError(f"BGN: {groups} groups do not divide {channels} channels")
-        self.groups = groups
+        self.groups = check_groups(groups, channels, "BGN")
         self.running_mean = Parameter(Tensor(ops.zeros(groups, ms.float32)), name="running_mean", requires_grad=False)
         self.running_var = Parameter(Tensor(ops.ones(groups, ms.float32)), name="running_var", requires_grad=False)
 
@@ -70,9 +68,7 @@ class GroupNorm(_Affine):
 
     def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
         super().__init__(channels, affine)
-        if channels % groups:
-            raise ValueError(f"GN: {groups} groups do not divide {channels} channels")
-        self.groups = groups
+        self.groups = check_groups(groups, channels, "GN")
 
     def construct(self, x):
         n, c, h, w = x.shape

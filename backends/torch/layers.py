@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from rna_core.norms import NormSpec
+from rna_core.norms import NormSpec, check_groups
 
 EPS = 1e-5
 MOMENTUM = 0.1
@@ -54,9 +54,7 @@ class BatchGroupNorm(_Affine):
 
     def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
         super().__init__(channels, affine)
-        if channels % groups:
-            raise ValueError(f"BGN: {groups} groups do not divide {channels} channels")
-        self.groups = groups
+        self.groups = check_groups(groups, channels, "BGN")
         self.register_buffer("running_mean", torch.zeros(groups))
         self.register_buffer("running_var", torch.ones(groups))
 
@@ -83,9 +81,7 @@ class GroupNorm(_Affine):
 
     def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
         super().__init__(channels, affine)
-        if channels % groups:
-            raise ValueError(f"GN: {groups} groups do not divide {channels} channels")
-        self.groups = groups
+        self.groups = check_groups(groups, channels, "GN")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.group_norm(x, self.groups, self.weight, self.bias, EPS)
