@@ -11,6 +11,7 @@ from collections.abc import Callable
 from .graph import Graph
 from .preact_resnet import preact_resnet18, wide_resnet
 from .resnet import resnet18, resnet50
+from .small_cnn import small_cnn
 
 
 def _wrn(depth: int, widen: int) -> Callable[..., Graph]:
@@ -27,6 +28,7 @@ ARCHITECTURES: dict[str, Callable[..., Graph]] = {
     "wrn34_10": _wrn(34, 10),
     "wrn40_2": _wrn(40, 2),
     "resnet50": resnet50,
+    "small_cnn": small_cnn,
 }
 
 

@@ -47,9 +47,6 @@ class Backend(ABC):
     name: str = "abstract"
     capabilities = Capabilities()
 
-    def unsupported(self, what: str) -> NotImplementedError:
-        return NotImplementedError(f"{what} is not supported by the {self.name} backend")
-
     @staticmethod
     def check_state(shapes: dict[str, tuple[int, ...]], state: dict[str, np.ndarray]) -> None:
         """Raise ValueError naming missing or unexpected entries, or a wrong shape, of ``state`` for a model

@@ -135,7 +135,7 @@ def cmd_study(args) -> int:
 
 def cmd_parity(args) -> int:
     """Largest relative difference per quantity and normalization type between two backends."""
-    from .parity import QUANTITIES, compare
+    from .parity import QUANTITIES, compare, compare_attacks
     from .registry import get_backend
 
     other = get_backend("mindspore", mode=args.mode) if args.against == "mindspore" else args.against
@@ -143,6 +143,11 @@ def cmd_parity(args) -> int:
     print(f"| norms | {' | '.join(QUANTITIES)} |\n|" + "---|" * (len(QUANTITIES) + 1))
     for norms, d in rows.items():
         print(f"| {norms} | " + " | ".join(f"{d[q]:.1e}" for q in QUANTITIES) + " |")
+    if args.attacks:
+        print("\n| attack | pixels differing > 1e-4 | robust accuracy difference | mean L2 relative difference |\n"
+              "|---|---|---|---|")
+        for label, d in compare_attacks("torch", other).items():
+            print(f"| {label} | {d['pixels']:.1e} | {d['accuracy']:.3f} | {d['l2']:.1e} |")
     return 0
 
 
@@ -210,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     pa.add_argument("--against", default="mindspore")
     pa.add_argument("--mode", default="pynative", choices=["pynative", "graph"])
     pa.add_argument("--norms", default="bn,bgn:2,in,gn:2,ln,bn+in")
+    pa.add_argument("--attacks", action="store_true",
+                    help="also run CW, DeepFool, APGD-CE/DLR/T, Square and PGD-L2 on both (small_cnn, bn+in)")
     pa.set_defaults(fn=cmd_parity)
     r = sub.add_parser("recipes", help="list built-in recipes")
     r.set_defaults(fn=cmd_recipes)

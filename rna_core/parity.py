@@ -5,13 +5,20 @@ on both and reports, per quantity, the largest relative difference max|a - b| / 
 input gradient, the weights and running statistics after one SGD step. For the attacks (PGD, FGSM, MIFGSM,
 same random start) it reports the fraction of pixels that differ by more than 1e-6: a sign step flips where a
 gradient component is within rounding of zero, so sign-based attacks agree pixel for pixel except at such ties.
+
+``compare_attacks(a, b)`` runs every other attack on both backends (same weights, path, labels and random
+numbers) and reports, per attack, the fraction of pixels that differ by more than 1e-4, the difference of the
+robust accuracies and the relative difference of the mean L2 perturbation. Attacks with discrete decisions
+(Adam's first step lr sign(g), APGD's step halving, Square's accept test, CW's binary search) amplify
+float32 rounding into different but equally valid iterates, so their agreement is judged on accuracy and
+perturbation size; the pixel fraction shows how often that happened.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .attacks import fgsm, mifgsm, pgd
+from .attacks import AttackSpec, apgd, apgd_t, cw, deepfool, fgsm, mifgsm, pgd, square
 from .backend import Backend, SGDConfig
 from .classifier import build_classifier
 
@@ -28,14 +35,20 @@ def _ce(logits: np.ndarray, y: np.ndarray) -> float:
     return float((np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]).mean())
 
 
-def compare(a: Backend | str, b: Backend | str, norms: str = "bn+in", arch: str = "resnet18", width: int = 4,
-            seed: int = 0, size: int = 32, batch: int = 4) -> dict[str, float]:
-    """Largest relative difference per quantity between backends ``a`` and ``b`` on one drawn path."""
-    rng = np.random.default_rng(seed)
+def _pair(a: Backend | str, b: Backend | str, norms: str, arch: str, width: int, seed: int):
+    """One classifier per backend, b holding a's weights."""
     spec = {"name": arch, "num_classes": 10, "in_channels": 3, "width": width}
     ca = build_classifier(spec, norms, True, a, np.random.default_rng(seed), seed)
     cb = build_classifier(spec, norms, True, b, np.random.default_rng(seed), seed)
     cb.backend.set_state(cb.model, ca.backend.get_state(ca.model))
+    return ca, cb
+
+
+def compare(a: Backend | str, b: Backend | str, norms: str = "bn+in", arch: str = "resnet18", width: int = 4,
+            seed: int = 0, size: int = 32, batch: int = 4) -> dict[str, float]:
+    """Largest relative difference per quantity between backends ``a`` and ``b`` on one drawn path."""
+    rng = np.random.default_rng(seed)
+    ca, cb = _pair(a, b, norms, arch, width, seed)
     x = rng.random((batch, 3, size, size), dtype=np.float32)
     y = rng.integers(0, 10, batch)
     path = ca.controller.draw()
@@ -62,4 +75,35 @@ def compare(a: Backend | str, b: Backend | str, norms: str = "bn+in", arch: str 
     stats = [k for k in sa if "running_" in k]
     out["sgd_step"] = max(_rel(sa[k], sb[k]) for k in sa if k not in stats)
     out["running_stats"] = max((_rel(sa[k], sb[k]) for k in stats), default=0.0)
+    return out
+
+
+ATTACKS = (pgd(5, 0.5, 0.1, norm="l2"), cw(20, search_steps=2), deepfool(5), apgd("ce", 10), apgd("dlr", 10),
+           apgd_t(5, n_targets=3), square(100))
+
+
+def compare_attacks(a: Backend | str, b: Backend | str, attacks: tuple[AttackSpec, ...] = ATTACKS,
+                    norms: str = "bn+in", arch: str = "small_cnn", width: int = 8, seed: int = 0, size: int = 16,
+                    batch: int = 32) -> dict[str, dict[str, float]]:
+    """Per attack: ``pixels`` (fraction differing by > 1e-4), ``accuracy`` (|robust accuracy a - b|, each backend
+    scoring its own examples) and ``l2`` (relative difference of the mean L2 perturbation), on one fixed path,
+    labels = a's clean predictions (every example starts correctly classified)."""
+    ca, cb = _pair(a, b, norms, arch, width, seed)
+    x = np.random.default_rng(seed).random((batch, 3, size, size), dtype=np.float32)
+    out: dict[str, dict[str, float]] = {}
+    with ca.controller.fixed(ca.controller.draw()) as path, cb.controller.fixed(path):
+        for c in (ca, cb):
+            c.backend.set_training(c.model, False)
+        y = ca.backend.numpy(ca.backend.logits(ca.model, ca.backend.tensor(x))).argmax(1)
+        for spec in attacks:
+            adv, acc = [], []
+            for c in (ca, cb):
+                xa = c.backend.numpy(c.backend.attack(c.model, c.backend.tensor(x), c.backend.tensor(y), spec,
+                                                      np.random.default_rng(seed + 1)))
+                adv.append(xa)
+                acc.append(float((c.backend.numpy(c.backend.logits(c.model, c.backend.tensor(xa))).argmax(1) == y)
+                                 .mean()))
+            l2 = [float(np.linalg.norm((v - x).reshape(batch, -1), axis=1).mean()) for v in adv]
+            out[spec.label] = {"pixels": float((np.abs(adv[0] - adv[1]) > 1e-4).mean()),
+                               "accuracy": abs(acc[0] - acc[1]), "l2": abs(l2[0] - l2[1]) / max(l2[0], 1e-12)}
     return out

@@ -114,10 +114,13 @@ class MindSporeBackend(Backend):
                     return loss, logits
 
                 self._fns[key] = self._compile(step)
-            elif kind == "sum":
-                def input_loss(x, y, path):
+            elif kind.startswith("loss:"):
+                per_example = attacks.loss_function(kind[5:])
+
+                def input_loss(x, y, w, path):
                     logits = model(x, path)
-                    return ops.cross_entropy(logits, y, reduction="sum"), logits
+                    per = per_example(logits, y, w)
+                    return per.sum(), per, logits
 
                 self._fns[key] = self._compile(ms.value_and_grad(input_loss, 0, None, has_aux=True))
             else:
@@ -136,15 +139,25 @@ class MindSporeBackend(Backend):
         return self._fn(model, "forward")(x, self._path(model))
 
     def input_gradient(self, model: Network, x: Tensor, y: Tensor) -> np.ndarray:
-        _, grad = self._fn(model, "sum")(x, y, self._path(model))
-        return grad.asnumpy()
+        return _Oracle(self, model).grad("ce", x, y, y, self._path(model))[2].asnumpy()
 
     def attack(self, model: Network, x: Tensor, y: Tensor, spec: AttackSpec, rng: np.random.Generator) -> Tensor:
-        if spec.name not in attacks.PORTED:
-            raise self.unsupported(f"attack {spec.label}")
-        fn = self._fn(model, "sum")  # per-example directions do not depend on the reduction
+        return attacks.run(_Oracle(self, model), x, y, spec, rng)
 
-        def grad_fn(inputs: Tensor, labels: Tensor) -> Tensor:
-            return fn(inputs, labels, self._path(model))[1]
 
-        return attacks.run(grad_fn, model.graph.num_classes, x, y, spec, rng)
+class _Oracle:
+    """What the attacks see of a model (``attacks.Oracle``): paths, per-loss input gradients, logits."""
+
+    def __init__(self, backend: MindSporeBackend, model: Network) -> None:
+        self.backend, self.model = backend, model
+        self.num_classes = model.graph.num_classes
+
+    def path(self) -> Tensor:
+        return self.backend._path(self.model)
+
+    def grad(self, loss: str, x: Tensor, y: Tensor, w: Tensor, path: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        (_, per, logits), grad = self.backend._fn(self.model, f"loss:{loss}")(x, y, w, path)
+        return per, logits, grad
+
+    def logits(self, x: Tensor, path: Tensor) -> Tensor:
+        return self.backend._fn(self.model, "forward")(x, path)

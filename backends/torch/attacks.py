@@ -326,9 +326,7 @@ def run(model, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, rng: np.rando
     """Dispatch ``spec`` to its implementation; random starts and targets come from ``rng``."""
     target = None
     if spec.targeted and spec.name in ("fgsm", "pgd", "mifgsm"):
-        with torch.no_grad():
-            k = model(x).shape[1]
-        target = _tensor_like(random_targets(_np(y), k, rng), y)
+        target = _tensor_like(random_targets(_np(y), model.graph.num_classes, rng), y)
     elif spec.targeted:
         raise NotImplementedError(f"targeted {spec.name} is not available (use apgd-t)")
     if spec.name == "fgsm":

@@ -26,12 +26,3 @@ def test_names_match_torch_and_checkpoint_loads(tmp_path):
     th_state = th_clf.backend.get_state(th_clf.model)
     assert set(ms_state) == set(th_state)
     assert all(ms_state[k].shape == th_state[k].shape for k in th_state)
-
-
-def test_unsupported_attack_names_backend():
-    clf = build_classifier({"name": "resnet18", "num_classes": 10, "in_channels": 1, "width": 4}, "bn", True,
-                           "mindspore", np.random.default_rng(0))
-    x = clf.backend.tensor(np.zeros((2, 1, 8, 8), np.float32))
-    y = clf.backend.tensor(np.zeros(2, np.int64))
-    with pytest.raises(NotImplementedError, match="mindspore backend"):
-        clf.backend.attack(clf.model, x, y, rna_core.attacks.deepfool(), np.random.default_rng(0))
