@@ -7,17 +7,35 @@ safetensors file serves every backend.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class RandomWeight:
+    """CTRW's random weight (Eq. 4): x * (mu + sigma * eps), elementwise over ``shape`` and broadcast over the
+    batch; mu and sigma are trainable (initialised to 1), eps = noise[offset : offset + prod(shape)] of the
+    model's current draw (one N(0, 1) vector per forward from the core's controller)."""
+
+    shape: tuple[int, ...]
+    offset: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(math.prod(self.shape))
+
+
+@dataclass(frozen=True)
 class Conv:
+    """A convolution; with ``random`` (CTRW's "filter" variant) its weight is multiplied by that random weight."""
+
     cin: int
     cout: int
     kernel: int
     stride: int = 1
     padding: int = 0
     bias: bool = False
+    random: RandomWeight | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,7 @@ class Graph:
     in_channels: int
     num_classes: int
     config: dict = field(default_factory=dict, compare=False)
+    noise_size: int = 0
 
 
 class SlotCounter:

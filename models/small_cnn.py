@@ -13,14 +13,23 @@ from .graph import Conv, GlobalAvgPool, Graph, Linear, MaxPool, ReLU, SlotCounte
 
 def small_cnn(num_classes: int = 10, in_channels: int = 3, width: int = 32,
               mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,)) -> Graph:
+    """Stem conv1 (``width``), stage ``layer1`` (conv ``width``, pool), stage ``layer2`` (2 convs ``2 width``,
+    pool), head; the stage names give CTRW its positions 0..3."""
     slots = SlotCounter()
-    children: list[tuple[str, object]] = [("normalize", normalize(in_channels, mean, std))]
-    cin = in_channels
-    for i, cout in enumerate((width, width, 2 * width, 2 * width), start=1):
-        children += [(f"conv{i}", Conv(cin, cout, 3, 1, 1)), (f"norm{i}", slots.norm(cout)), (f"relu{i}", ReLU())]
-        if i % 2 == 0:
-            children.append((f"pool{i // 2}", MaxPool(2, 2, 0)))
-        cin = cout
-    children += [("pool", GlobalAvgPool()), ("fc", Linear(cin, num_classes))]
+
+    def block(cin: int, cout: int) -> list[tuple[str, object]]:
+        return [("conv", Conv(cin, cout, 3, 1, 1)), ("norm", slots.norm(cout)), ("relu", ReLU())]
+
+    def stage(*blocks: list[tuple[str, object]]):
+        children = [(str(i), seq(*b)) for i, b in enumerate(blocks)]
+        return seq(*children, ("pool", MaxPool(2, 2, 0)))
+
+    children: list[tuple[str, object]] = [
+        ("normalize", normalize(in_channels, mean, std)),
+        ("conv1", Conv(in_channels, width, 3, 1, 1)), ("norm1", slots.norm(width)), ("relu", ReLU()),
+        ("layer1", stage(block(width, width))),
+        ("layer2", stage(block(width, 2 * width), block(2 * width, 2 * width))),
+        ("pool", GlobalAvgPool()), ("fc", Linear(2 * width, num_classes)),
+    ]
     return Graph("small_cnn", seq(*children), slots.count, in_channels, num_classes,
                  {"width": width, "mean": list(mean), "std": list(std)})

@@ -88,6 +88,14 @@ class Backend(ABC):
         """Load canonical state; missing or unexpected names or wrong shapes raise ValueError."""
 
     @abstractmethod
+    def get_params(self, model: Any, names: list[str]) -> dict[str, np.ndarray]:
+        """The named parameters only (cheap: CTRW reads its sigmas after every step)."""
+
+    @abstractmethod
+    def set_params(self, model: Any, values: dict[str, np.ndarray]) -> None:
+        """Overwrite the named parameters in place (the optimizer keeps tracking them)."""
+
+    @abstractmethod
     def make_optimizer(self, model: Any, config: SGDConfig) -> Any: ...
 
     @abstractmethod

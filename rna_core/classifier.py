@@ -11,6 +11,7 @@ from . import models
 from .backend import Backend
 from .checkpoints import load_checkpoint
 from .controller import PathController
+from .models.ctrw import add_random_weight, random_weights
 from .paths import PathSpace
 from .registry import get_backend
 
@@ -29,6 +30,11 @@ class Classifier:
     @property
     def space(self) -> PathSpace:
         return self.controller.space
+
+    @property
+    def sigma_names(self) -> list[str]:
+        """Canonical names of the CTRW sigma parameters (one per random weight)."""
+        return [f"{name}.sigma" for name in random_weights(self.graph)]
 
     def check_images(self, x: np.ndarray) -> np.ndarray:
         """Images must be float N x C x H x W in [0, 1] with the model's channel count."""
@@ -49,14 +55,19 @@ class Classifier:
 
 def build_classifier(arch: dict, space_spec: str | PathSpace, layer_free: bool, backend: str | Backend,
                      path_rng: np.random.Generator, seed: int = 0) -> Classifier:
-    """Architecture dict (``name``, ``num_classes``, ``in_channels``, ``width``/``mean``/``std``...) + a norm
+    """Architecture dict (``name``, ``num_classes``, ``in_channels``, ``width``/``mean``/``std``..., and
+    ``ctrw``: {position, variant, image_size} for CTRW random weights, see ``rna_core.models.ctrw``) + a norm
     spec (``"bn+in"``) or PathSpace -> a Classifier on ``backend`` with weights initialised from ``seed``."""
     be = get_backend(backend)
-    kwargs = {k: v for k, v in arch.items() if k != "name" and v is not None}
+    kwargs = {k: v for k, v in arch.items() if k not in ("name", "ctrw") and v is not None}
     graph = models.create(arch["name"], **kwargs)
+    if arch.get("ctrw"):
+        c = arch["ctrw"]
+        graph = add_random_weight(graph, c.get("position", 0), c.get("variant", "in"),
+                                  tuple(c.get("image_size", (32, 32))))
     space = space_spec if isinstance(space_spec, PathSpace) else PathSpace.uniform(space_spec, graph.num_slots,
                                                                                     layer_free)
-    controller = PathController(space, path_rng)
+    controller = PathController(space, path_rng, graph.noise_size)
     be.seed(seed)
     model = be.build_model(graph, controller)
     return Classifier(be, model, controller, graph, dict(arch))

@@ -133,6 +133,29 @@ def cmd_study(args) -> int:
     return 0
 
 
+def cmd_ctrw_report(args) -> int:
+    """Table 6 and Fig. 3a over every run given; Fig. 3b on the checkpoint (the first run)."""
+    from . import ctrw_report
+
+    runs = {Path(args.checkpoint).name: args.checkpoint}
+    for item in args.compare:
+        label, sep, run = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--compare takes LABEL=RUN_DIR, got {item!r}")
+        runs[label] = run
+    out = [ctrw_report.positive_samples(runs, args.out, args.eps_r, samples=args.ps_samples, seed=args.seed),
+           ctrw_report.sigma_distribution(runs, args.out)]
+    clf, data = _load(args)
+    size = int(np.prod(clf.graph.config["ctrw"]["image_size"])) * clf.graph.in_channels
+    sums = [float(s) for s in args.sums.split(",")] if args.sums else [1.0] + [k * size / 2 for k in range(1, 13)]
+    lo_hi = (out[0]["rows"][0]["A"], out[0]["rows"][0]["B"])
+    out.append(ctrw_report.accuracy_vs_sigma(clf, data, pgd(args.steps, args.eps / 255, args.eps / 255 / 4), sums,
+                                             args.out, lo_hi, args.protocol, args.eot, args.seed))
+    print(json.dumps({"files": [f for r in out for f in r["files"]], "table6": out[0]["rows"],
+                      "fig3b": out[2]["rows"]}, indent=1, default=str))
+    return 0
+
+
 def cmd_parity(args) -> int:
     """Largest relative difference per quantity and normalization type between two backends."""
     from .parity import QUANTITIES, compare, compare_attacks
@@ -211,6 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--steps", type=int, default=20)
     st.add_argument("--pairs", type=int, default=10)
     st.set_defaults(fn=cmd_study)
+    cr = sub.add_parser("ctrw-report", help="CTRW Table 6, sigma distribution, accuracy vs sum(sigma) (JSON + PNG)")
+    ckpt(cr)
+    cr.add_argument("--compare", action="append", default=[], metavar="LABEL=RUN",
+                    help="more runs for Table 6 and Fig. 3a (e.g. without-constraint=runs/...)")
+    cr.add_argument("--out", default="ctrw-report", help="output directory")
+    cr.add_argument("--eps-r", type=float, default=0.0, help="cosine threshold of a positive sample")
+    cr.add_argument("--ps-samples", type=int, default=100_000, help="pairs of draws per random weight")
+    cr.add_argument("--sums", default=None, help="sum(sigma) values for Fig. 3b (default 1 and 0.5..6 x size)")
+    cr.add_argument("--steps", type=int, default=20, help="PGD steps for Fig. 3b")
+    cr.add_argument("--protocol", default="paper", choices=PROTOCOLS)
+    cr.set_defaults(fn=cmd_ctrw_report)
     pa = sub.add_parser("parity", help="torch vs another backend on the same weights, input, path and start")
     pa.add_argument("--against", default="mindspore")
     pa.add_argument("--mode", default="pynative", choices=["pynative", "graph"])

@@ -1,34 +1,44 @@
-"""Where a model's path comes from on each forward: the sampling policies of DESIGN.md.
+"""Where a model's randomness comes from on each forward: the sampling policies of DESIGN.md.
 
-The controller lives in the core (numpy only); a backend's model asks it for the path at the start
-of every forward, so a model handed to any outside attack is a genuinely random function.
+A draw is the RNA path (one candidate index per normalization slot) and, for models with CTRW random
+weights, one N(0, 1) noise vector covering all of them. The controller lives in the core (numpy only); a
+backend's model asks it for the draw at the start of every forward, so a model handed to any outside attack
+is a genuinely random function.
 
 Policies:
-- ``resample`` (default): a fresh path from the core's Generator on every forward;
-- ``frozen()``: one path drawn on entry and held for the whole block (black-box AT holds p_a for
-  all attack steps, then a new block draws p for the update);
-- ``fixed(path)``: a given path for the block (white-box attack on one path, transfer studies).
+- ``resample`` (default): a fresh draw from the core's Generator on every forward;
+- ``frozen()``: one draw on entry, held for the whole block (black-box AT holds the attack's draw for all
+  PGD steps, then a new block draws another for the update);
+- ``fixed(draw)``: a given path (and noise) for the block (white-box attack on one draw, transfer studies);
+  given a bare path, a model with noise gets one noise vector drawn on entry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
 from .paths import PathSpace
 
 
-class PathController:
-    """Hands out paths of ``space`` drawn from ``rng`` according to the active policy."""
+class Draw(NamedTuple):
+    path: np.ndarray
+    noise: np.ndarray | None = None
 
-    def __init__(self, space: PathSpace, rng: np.random.Generator) -> None:
+
+class PathController:
+    """Hands out draws (paths of ``space``, noise vectors of ``noise_size``) from ``rng`` under the active policy."""
+
+    def __init__(self, space: PathSpace, rng: np.random.Generator, noise_size: int = 0) -> None:
         self.space = space
         self.rng = rng
-        self._held: np.ndarray | None = None
-        self._observers: list[Callable[[np.ndarray], None]] = []
-        self.last_path: np.ndarray | None = None
+        self.noise_size = noise_size
+        self._held: Draw | None = None
+        self._observers: list[Callable[[Draw], None]] = []
+        self.last: Draw | None = None
 
     def check_slots(self, num_slots: int, model_name: str) -> None:
         """A model with ``num_slots`` normalization slots needs a path space with as many layers."""
@@ -37,40 +47,60 @@ class PathController:
                              f"{self.space.num_layers} layers")
 
     @property
+    def is_random(self) -> bool:
+        """True when two draws can differ: more than one path, or random-weight noise."""
+        return self.space.is_random or self.noise_size > 0
+
+    @property
     def policy(self) -> str:
         return "resample" if self._held is None else "held"
 
-    def next_path(self) -> np.ndarray:
-        """The path for the forward that is starting now; notifies observers."""
-        path = self._held if self._held is not None else self.space.sample(self.rng)
-        self.last_path = path
+    def next_draw(self) -> Draw:
+        """The draw for the forward that is starting now; notifies observers."""
+        d = self._held if self._held is not None else self.draw()
+        self.last = d
         for fn in self._observers:
-            fn(path)
-        return path
+            fn(d)
+        return d
 
-    def draw(self) -> np.ndarray:
-        """A fresh path from the Generator, without running a forward."""
-        return self.space.sample(self.rng)
+    def draw(self) -> Draw:
+        """A fresh draw from the Generator, without running a forward."""
+        path = self.space.sample(self.rng)
+        noise = self.rng.standard_normal(self.noise_size, dtype=np.float32) if self.noise_size else None
+        return Draw(path, noise)
 
     @contextmanager
-    def fixed(self, path: np.ndarray | list[int]) -> Iterator[np.ndarray]:
-        """Hold ``path`` for every forward inside the block."""
-        held = self.space.validate(path)
+    def fixed(self, draw: Draw | np.ndarray | list[int]) -> Iterator[Draw]:
+        """Hold ``draw`` (or a bare path, with noise drawn once on entry) for every forward inside the block."""
+        if isinstance(draw, Draw):
+            path, noise = draw
+        else:
+            path, noise = draw, self.draw().noise
+        held = Draw(self.space.validate(path), self._check_noise(noise))
         saved, self._held = self._held, held
         try:
             yield held
         finally:
             self._held = saved
 
-    @contextmanager
-    def frozen(self) -> Iterator[np.ndarray]:
-        """Draw one path on entry and hold it for the block."""
-        with self.fixed(self.draw()) as p:
-            yield p
+    def _check_noise(self, noise: np.ndarray | None) -> np.ndarray | None:
+        if self.noise_size == 0:
+            return None
+        noise = np.asarray(noise, np.float32) if noise is not None else None
+        if noise is None or noise.shape != (self.noise_size,):
+            raise ValueError(f"this model needs a noise vector of shape ({self.noise_size},), got "
+                             f"{None if noise is None else noise.shape}")
+        return noise
 
     @contextmanager
-    def observe(self, fn: Callable[[np.ndarray], None]) -> Iterator[None]:
-        """Call ``fn(path)`` on every forward inside the block (used by tests and studies)."""
+    def frozen(self) -> Iterator[Draw]:
+        """Draw once on entry and hold it for the block."""
+        with self.fixed(self.draw()) as d:
+            yield d
+
+    @contextmanager
+    def observe(self, fn: Callable[[Draw], None]) -> Iterator[None]:
+        """Call ``fn(draw)`` on every forward inside the block (used by tests and studies)."""
         self._observers.append(fn)
         try:
             yield

@@ -79,7 +79,7 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     rng = rng or np.random.default_rng(0)
     be, ctrl = clf.backend, clf.controller
-    random = ctrl.space.is_random
+    random = ctrl.is_random
     columns = _columns(attacks)
     be.set_training(clf.model, False)
     hits: dict[str, list[np.ndarray]] = {"clean": []}

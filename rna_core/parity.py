@@ -1,7 +1,7 @@
 """Backend parity: the same weights, input, path and random start must give the same numbers everywhere.
 
 ``compare(a, b)`` builds one model per backend, copies a's canonical weights into b, holds one drawn path
-on both and reports, per quantity, the largest relative difference max|a - b| / max|a|: logits, loss,
+(and CTRW noise) on both and reports, per quantity, the largest relative difference max|a - b| / max|a|: logits, loss,
 input gradient, the weights and running statistics after one SGD step. For the attacks (PGD, FGSM, MIFGSM,
 same random start) it reports the fraction of pixels that differ by more than 1e-6: a sign step flips where a
 gradient component is within rounding of zero, so sign-based attacks agree pixel for pixel except at such ties.
@@ -35,9 +35,10 @@ def _ce(logits: np.ndarray, y: np.ndarray) -> float:
     return float((np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]).mean())
 
 
-def _pair(a: Backend | str, b: Backend | str, norms: str, arch: str, width: int, seed: int):
-    """One classifier per backend, b holding a's weights."""
-    spec = {"name": arch, "num_classes": 10, "in_channels": 3, "width": width}
+def _pair(a: Backend | str, b: Backend | str, norms: str, arch: str, width: int, seed: int,
+          ctrw: dict | None = None):
+    """One classifier per backend, b holding a's weights (``ctrw``: random weights, see build_classifier)."""
+    spec = {"name": arch, "num_classes": 10, "in_channels": 3, "width": width, "ctrw": ctrw}
     ca = build_classifier(spec, norms, True, a, np.random.default_rng(seed), seed)
     cb = build_classifier(spec, norms, True, b, np.random.default_rng(seed), seed)
     cb.backend.set_state(cb.model, ca.backend.get_state(ca.model))
@@ -45,10 +46,12 @@ def _pair(a: Backend | str, b: Backend | str, norms: str, arch: str, width: int,
 
 
 def compare(a: Backend | str, b: Backend | str, norms: str = "bn+in", arch: str = "resnet18", width: int = 4,
-            seed: int = 0, size: int = 32, batch: int = 4) -> dict[str, float]:
-    """Largest relative difference per quantity between backends ``a`` and ``b`` on one drawn path."""
+            seed: int = 0, size: int = 32, batch: int = 4, ctrw: dict | None = None) -> dict[str, float]:
+    """Largest relative difference per quantity between backends ``a`` and ``b`` on one draw (path and, for a
+    model with CTRW random weights placed by ``ctrw`` = {position, variant}, their noise)."""
     rng = np.random.default_rng(seed)
-    ca, cb = _pair(a, b, norms, arch, width, seed)
+    ctrw = {**ctrw, "image_size": [size, size]} if ctrw else None
+    ca, cb = _pair(a, b, norms, arch, width, seed, ctrw)
     x = rng.random((batch, 3, size, size), dtype=np.float32)
     y = rng.integers(0, 10, batch)
     path = ca.controller.draw()

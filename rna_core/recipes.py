@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 
 from .attacks import AttackSpec, pgd
 
-METHODS = ("clean", "madry", "blackbox")
+METHODS = ("clean", "madry", "blackbox", "ctrw")
+SIGMA_CONSTRAINTS = ("project", "authors", "none", "fixed-lower", "fixed-upper", "fixed-middle")
 SCHEDULES = ("piecewise", "cosine", "constant")
 
 
@@ -20,7 +21,16 @@ SCHEDULES = ("piecewise", "cosine", "constant")
 class Recipe:
     """A run. ``method``: ``clean`` (no attack), ``madry`` (white-box PGD AT: the attack and the update use
     the same path), ``blackbox`` (RNA Algorithm 1: attack path p_a held for all PGD steps, a fresh path p
-    for the update). ``milestones`` are fractions of ``epochs`` where the lr is multiplied by ``lr_gamma``."""
+    for the update), ``ctrw`` (CTRW Algorithm 1: the same black-box scheme over the random weights' noise and
+    the path, with sigma constrained after every optimizer step). ``milestones`` are fractions of ``epochs``
+    where the lr is multiplied by ``lr_gamma``.
+
+    CTRW keys: ``ctrw_position`` / ``ctrw_variant`` place the random weight (``rna_core.models.ctrw``);
+    ``sigma_lower`` / ``sigma_upper`` are A and B of Eq. 5 for the sum over each random weight's sigma (the
+    paper's CIFAR values: A = 1/|alpha| = 1000 with alpha = -1e-3, B ~ 2400 from Lemma 2);
+    ``sigma_constraint``: ``project`` (both bounds, exact projection; default), ``authors`` (their rule: lower
+    bound only), ``none`` (the "without constraint" ablation), ``fixed-lower`` / ``fixed-upper`` /
+    ``fixed-middle`` (the "fixed std" ablations: sum(sigma) held at A, B or (A + B) / 2)."""
 
     name: str = "custom"
     dataset: str = "cifar10"
@@ -50,6 +60,11 @@ class Recipe:
     eval_protocol: str = "both"
     eval_eot: int = 8
     eval_batch_size: int = 250
+    ctrw_position: int = 0
+    ctrw_variant: str = "in"
+    sigma_lower: float = 1000.0
+    sigma_upper: float = 2400.0
+    sigma_constraint: str = "project"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -62,6 +77,12 @@ class Recipe:
                 raise ValueError(f"recipe key {key!r} must be >= 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"recipe key 'lr' must be > 0, got {self.lr}")
+        if self.sigma_constraint not in SIGMA_CONSTRAINTS:
+            raise ValueError(f"recipe key 'sigma_constraint' must be one of {SIGMA_CONSTRAINTS}, "
+                             f"got {self.sigma_constraint!r}")
+        if not 0 <= self.sigma_lower <= self.sigma_upper:
+            raise ValueError(f"recipe keys need 0 <= sigma_lower <= sigma_upper, got {self.sigma_lower}, "
+                             f"{self.sigma_upper}")
 
     def replace(self, **overrides) -> Recipe:
         """A copy with ``overrides``; dotted keys reach into attack specs (``train_attack.steps``)."""
@@ -126,6 +147,16 @@ RECIPES: dict[str, Recipe] = {
                                  train_attack=pgd(2, 4 / 255, 2 / 255), eval_attack=pgd(50, 4 / 255, 1 / 255)),
     # The paper gives PGD-2 with eps 4/255 for training and PGD-50 for evaluation but no step sizes;
     # 2/255 (= eps / 2) and 1/255 are our choice.
+    "paper-cifar10-ctrw": Recipe(name="paper-cifar10-ctrw", dataset="cifar10", arch="resnet18", norms="bn",
+                                 method="ctrw", **_PAPER_CIFAR),
+    "paper-cifar100-ctrw": Recipe(name="paper-cifar100-ctrw", dataset="cifar100", arch="resnet18", norms="bn",
+                                  method="ctrw", **_PAPER_CIFAR),
+    # CTRW on the bundled 28 x 28 x 1 data: the paper's per-entry mean sigma (A / m = 1000 / 3072, B / m = 2400 /
+    # 3072 at position 0 on CIFAR) scaled to m = 784 entries
+    "quick-ctrw": Recipe(name="quick-ctrw", dataset="bundled", arch="resnet18", width=8, norms="bn", method="ctrw",
+                         epochs=4, batch_size=128, lr=0.05, schedule="piecewise", milestones=(0.75,), crop_padding=2,
+                         flip=True, train_attack=pgd(5, 8 / 255, 2.5 / 255), eval_samples=500,
+                         sigma_lower=1000 * 784 / 3072, sigma_upper=2400 * 784 / 3072),
     "quick": Recipe(name="quick", dataset="bundled", arch="resnet18", width=8, norms="bn+in", method="blackbox",
                     epochs=4, batch_size=128, lr=0.05, schedule="piecewise", milestones=(0.75,), crop_padding=2,
                     flip=True, train_attack=pgd(5, 8 / 255, 2.5 / 255), eval_samples=500),

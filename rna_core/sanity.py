@@ -34,8 +34,8 @@ def run_checks(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, 
     accuracy is stable across draws. Randomized models are attacked with EOT and the fixed path (worst case)."""
     rng = np.random.default_rng(seed)
     n = len(dataset)
-    proto = "adaptive" if clf.space.is_random else "both"
-    key = "worst-case/adaptive" if clf.space.is_random else "worst-case/white-box"
+    proto = "adaptive" if clf.controller.is_random else "both"
+    key = "worst-case/adaptive" if clf.controller.is_random else "worst-case/white-box"
 
     def acc(specs) -> float:
         return evaluate(clf, dataset, specs, proto, eot, rng, progress=progress)[key]
@@ -52,7 +52,7 @@ def run_checks(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, 
     sq = acc([A.square(queries, eps)])
     checks.append(Check("black-box (Square) does not beat white-box", sq >= a1 - _tol(a1, n),
                         f"Square-{queries}: {100 * sq:.1f}%, white-box PGD-{steps}: {100 * a1:.1f}%"))
-    if clf.space.is_random:
+    if clf.controller.is_random:
         transfer = evaluate(clf, dataset, [A.pgd(steps, eps, eps / 4)], "paper", eot, rng,
                             progress=progress)[f"PGD-{steps}/paper"]
         checks.append(Check("transfer (attack one draw, answer another) does not beat adaptive white-box",

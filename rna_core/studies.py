@@ -98,7 +98,7 @@ def path_difference(clf: Classifier, dataset, attack: AttackSpec, out_dir: str |
     for d in distances:
         accs = []
         for _ in range(pairs):
-            p = clf.controller.draw()
+            p = clf.controller.draw().path
             q = _perturb_path(clf, p, d, rng)
             with clf.controller.fixed(p):
                 adv = craft(clf, x, y, attack, rng)
@@ -140,7 +140,7 @@ def gradient_similarity(clf: Classifier, dataset, out_dir: str | Path, n: int = 
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             groups[f"{names[i]} vs {names[j]}"] = _cosine(singles[i], singles[j]).tolist()
-    if clf.space.is_random:
+    if clf.controller.is_random:
         groups["random path pairs"] = np.concatenate(
             [_cosine(grad(clf.controller.draw()), grad(clf.controller.draw())) for _ in range(pairs)]).tolist()
     result = {"study": "gradient_similarity", "n": len(y), "cosine": groups,

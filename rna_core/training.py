@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .algorithms import ALGORITHMS
+from .algorithms import ALGORITHMS, constrain_sigma
 from .attacks import AttackSpec
 from .backend import Backend, SGDConfig
 from .checkpoints import atomic_write, load_checkpoint, resolve, rng_state, save_checkpoint
@@ -40,8 +40,12 @@ def _datasets(recipe: Recipe):
 
 
 def _arch(recipe: Recipe, data) -> dict:
-    return {"name": recipe.arch, "num_classes": data.num_classes, "in_channels": data.shape[0],
+    arch = {"name": recipe.arch, "num_classes": data.num_classes, "in_channels": data.shape[0],
             "width": recipe.width, "mean": list(data.mean), "std": list(data.std)}
+    if recipe.method == "ctrw":
+        arch["ctrw"] = {"position": recipe.ctrw_position, "variant": recipe.ctrw_variant,
+                        "image_size": list(data.shape[1:])}
+    return arch
 
 
 def default_run_dir(recipe: Recipe) -> Path:
@@ -83,6 +87,8 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
         for name in STREAMS:
             streams[name].bit_generator.state = meta["rng"][name]
         history, start_epoch = meta["history"], meta["epoch"] + 1
+    if recipe.method == "ctrw" and not has_ckpt:
+        constrain_sigma(clf, recipe)  # start inside the bounds (and at the fixed value for the fixed-std ablations)
     step = ALGORITHMS[recipe.method]
     steps_per_epoch = num_batches(len(train_ds), recipe.batch_size, True)
     if steps_per_epoch == 0:

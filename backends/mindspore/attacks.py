@@ -1,17 +1,17 @@
 """Native MindSpore attacks (formulas in ``rna_core.attacks``), step for step the torch backend's algorithms.
 
-The attacks see the model through an :class:`Oracle`: ``path()`` draws the next path under the controller's
-policy (an int32 tensor), ``grad(loss, x, y, w, path)`` returns (per-example loss, logits, d sum(loss) / dx)
-from one forward on that path (compiled once per loss in GRAPH_MODE), and ``logits(x, path)``. Gradients
-are averaged over ``spec.eot`` forwards, each on a freshly drawn path. The loss of every example depends on
-its own input only (attacks run in eval mode), so the gradient of the summed loss is every example's own
-gradient; torch's PGD differentiates the mean instead, a positive per-batch factor that sign and L2
-normalisation remove. Random starts, targets and Square's squares come from the core's numpy Generator in
-the same order as on torch, so the two backends attack with the same random numbers.
+The attacks see the model through an :class:`Oracle`: ``path()`` takes the next draw of the model's randomness
+under the controller's policy (RNA path and CTRW noise, as tensors), ``grad(loss, x, y, w, path)`` returns
+(per-example loss, logits, d sum(loss) / dx) from one forward on that draw (compiled once per loss in
+GRAPH_MODE), and ``logits(x, path)``. Gradients are averaged over ``spec.eot`` forwards, each on a fresh draw.
+The loss of every example depends on its own input only (attacks run in eval mode), so the gradient of the
+summed loss is every example's own gradient; torch's PGD differentiates the mean instead, a positive per-batch
+factor that sign and L2 normalisation remove. Random starts, targets and Square's squares come from the core's
+numpy Generator in the same order as on torch, so the two backends attack with the same random numbers.
 
 Losses, ``(logits, y, w) -> per-example loss``: ``ce`` (CE(z, y)), ``dlr`` and ``dlr-t`` (w = target class),
-``cw:<kappa>`` (w = per-example constant c, loss c * max(z_y - max_{j!=y} z_j, -kappa)) and ``logits``
-(sum_k w_k z_k, one Jacobian row per one-hot w).
+``cw:<kappa>`` (w = per-example constant c, loss c * max(z_y - max_{j!=y} z_j, -kappa)) and ``logits`` (sum_k
+w_k z_k, one Jacobian row per one-hot w).
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from rna_core.attacks import AttackSpec, apgd_checkpoints, random_targets, squar
 class Oracle(Protocol):
     num_classes: int
 
-    def path(self) -> Tensor: ...
+    def path(self) -> tuple[Tensor, Tensor]: ...
 
-    def grad(self, loss: str, x: Tensor, y: Tensor, w: Tensor, path: Tensor) -> tuple[Tensor, Tensor, Tensor]: ...
+    def grad(self, loss: str, x: Tensor, y: Tensor, w: Tensor, path: tuple[Tensor, Tensor]
+             ) -> tuple[Tensor, Tensor, Tensor]: ...
 
-    def logits(self, x: Tensor, path: Tensor) -> Tensor: ...
+    def logits(self, x: Tensor, path: tuple[Tensor, Tensor]) -> Tensor: ...
 
 
 def _onehot(y: Tensor, k: int, like: Tensor) -> Tensor:

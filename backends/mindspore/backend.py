@@ -1,10 +1,10 @@
 """The MindSpore implementation of ``rna_core.backend.Backend`` (PyNative, or GRAPH_MODE through ``ms.jit``).
 
-The path of every forward is drawn by the core's controller and passed to the network as an int32 tensor,
-so a compiled graph is reused for every path. The optimizer is MindSpore's fused SGD, which matches
-torch.optim.SGD here: g = grad + wd * w on every parameter (its filter skips only names containing
-gamma/beta, and our canonical names are weight/bias), the momentum buffer starts as the first gradient
-(``stat`` = 1 until the first step), w -= lr * buffer. The parity tests hold it to torch's numbers.
+The draw of every forward (RNA path, CTRW noise) comes from the core's controller and is passed to the network
+as tensors, so a compiled graph is reused for every path and noise. The optimizer is MindSpore's fused SGD,
+which matches torch.optim.SGD here: g = grad + wd * w on every parameter (its filter skips only names
+containing gamma/beta, and our canonical names are weight/bias), the momentum buffer starts as the first
+gradient (``stat`` = 1 until the first step), w -= lr * buffer. The parity tests hold it to torch's numbers.
 """
 
 from __future__ import annotations
@@ -39,8 +39,12 @@ class MindSporeBackend(Backend):
     def _compile(self, fn):
         return ms.jit(fn) if self.mode == "graph" else fn
 
-    def _path(self, model: Network) -> Tensor:
-        return Tensor(model.controller.next_path().astype(np.int32))
+    def _draw(self, model: Network) -> tuple[Tensor, Tensor]:
+        """(path, noise) of the next forward as tensors; a model without random weights gets a 1-element noise.
+        The tuple is ``ms.mutable`` so GRAPH_MODE treats it as data, not as constants to compile in."""
+        path, noise = model.controller.next_draw()
+        return ms.mutable((Tensor(path.astype(np.int32)),
+                           Tensor(noise if noise is not None else np.zeros(1, np.float32))))
 
     def seed(self, seed: int) -> None:
         ms.set_seed(seed)
@@ -70,6 +74,15 @@ class MindSporeBackend(Backend):
         self.check_state({k: tuple(p.shape) for k, p in own.items()}, state)
         for k, p in own.items():
             p.set_data(Tensor(np.asarray(state[k], np.float32)))
+
+    def get_params(self, model: Network, names: list[str]) -> dict[str, np.ndarray]:
+        own = self._named(model)
+        return {k: own[k].asnumpy().copy() for k in names}
+
+    def set_params(self, model: Network, values: dict[str, np.ndarray]) -> None:
+        own = self._named(model)
+        for k, v in values.items():
+            own[k].set_data(Tensor(np.asarray(v, np.float32)))
 
     def make_optimizer(self, model: Network, config: SGDConfig) -> nn.SGD:
         return nn.SGD(model.trainable_params(), learning_rate=config.lr, momentum=config.momentum,
@@ -131,15 +144,15 @@ class MindSporeBackend(Backend):
         return self._fns[key]
 
     def train_step(self, model: Network, optimizer: nn.SGD, x: Tensor, y: Tensor) -> StepResult:
-        loss, logits = self._fn(model, "train", optimizer)(x, y, self._path(model))
+        loss, logits = self._fn(model, "train", optimizer)(x, y, self._draw(model))
         correct = int((logits.argmax(1) == y).sum().asnumpy())
         return StepResult(float(loss.asnumpy()), correct, len(y))
 
     def logits(self, model: Network, x: Tensor) -> Tensor:
-        return self._fn(model, "forward")(x, self._path(model))
+        return self._fn(model, "forward")(x, self._draw(model))
 
     def input_gradient(self, model: Network, x: Tensor, y: Tensor) -> np.ndarray:
-        return _Oracle(self, model).grad("ce", x, y, y, self._path(model))[2].asnumpy()
+        return _Oracle(self, model).grad("ce", x, y, y, self._draw(model))[2].asnumpy()
 
     def attack(self, model: Network, x: Tensor, y: Tensor, spec: AttackSpec, rng: np.random.Generator) -> Tensor:
         return attacks.run(_Oracle(self, model), x, y, spec, rng)
@@ -152,12 +165,13 @@ class _Oracle:
         self.backend, self.model = backend, model
         self.num_classes = model.graph.num_classes
 
-    def path(self) -> Tensor:
-        return self.backend._path(self.model)
+    def path(self) -> tuple[Tensor, Tensor]:
+        return self.backend._draw(self.model)
 
-    def grad(self, loss: str, x: Tensor, y: Tensor, w: Tensor, path: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def grad(self, loss: str, x: Tensor, y: Tensor, w: Tensor, path: tuple[Tensor, Tensor]
+             ) -> tuple[Tensor, Tensor, Tensor]:
         (_, per, logits), grad = self.backend._fn(self.model, f"loss:{loss}")(x, y, w, path)
         return per, logits, grad
 
-    def logits(self, x: Tensor, path: Tensor) -> Tensor:
+    def logits(self, x: Tensor, path: tuple[Tensor, Tensor]) -> Tensor:
         return self.backend._fn(self.model, "forward")(x, path)

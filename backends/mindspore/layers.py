@@ -13,6 +13,7 @@ candidate runs.
 from __future__ import annotations
 
 import mindspore as ms
+import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
 from rna_core.norms import NormSpec, check_groups
@@ -93,7 +94,8 @@ def unique_parameter_names(cell: nn.Cell) -> None:
 
 
 class NormSlot(nn.Cell):
-    """RNA module: candidates named by spec key; ``construct(x, path)`` runs only ``path[slot]``'s candidate."""
+    """RNA module: candidates named by spec key; ``construct(x, draw)`` runs only the candidate ``draw[0][slot]``
+    (``draw`` = (path, noise) tensors of the forward)."""
 
     def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None) -> None:
         super().__init__()
@@ -101,15 +103,53 @@ class NormSlot(nn.Cell):
         self.keys = [s.key for s in specs]
         for spec in specs:
             self.insert_child_to_cell(spec.key, make_norm(spec, channels))
-        self.takes_path = True
+        self.takes_draw = True
         unique_parameter_names(self)
 
-    def construct(self, x, path):
+    def construct(self, x, draw):
         if len(self.keys) == 1:
             return getattr(self, self.keys[0])(x)
-        k = path[self.slot]
+        k = draw[0][self.slot]
         out = x
         for i, key in enumerate(self.keys):
             if k == i:
                 out = getattr(self, key)(x)
         return out
+
+
+class RandomWeight(nn.Cell):
+    """CTRW's random weight (Eq. 4): x * (mu + sigma * eps), mu and sigma (shape ``shape``, initialised to 1)
+    trainable, eps = draw[1][offset : offset + size] reshaped; broadcast over the batch."""
+
+    def __init__(self, shape: tuple[int, ...], offset: int) -> None:
+        super().__init__()
+        self.mu = Parameter(Tensor(np.ones(shape, np.float32)), name="mu")
+        self.sigma = Parameter(Tensor(np.ones(shape, np.float32)), name="sigma")
+        self.shape, self.start, self.stop = tuple(shape), offset, offset + int(np.prod(shape))
+        self.takes_draw = True
+
+    def weight(self, draw):
+        return self.mu + self.sigma * draw[1][self.start:self.stop].reshape(self.shape)
+
+    def construct(self, x, draw):
+        return x * self.weight(draw)
+
+
+class RandomConv(nn.Cell):
+    """CTRW's "filter" variant (Table 4): a convolution whose kernel is multiplied by a random weight; the
+    kernel is the parameter ``weight`` as in nn.Conv2d, so canonical names match torch's."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, offset: int) -> None:
+        super().__init__()
+        conv = nn.Conv2d(cin, cout, kernel, stride, pad_mode="pad", padding=padding, has_bias=bias)
+        self.weight = conv.weight
+        self.bias = conv.bias if bias else None
+        self.random = RandomWeight(tuple(self.weight.shape), offset)
+        self.conv = ops.Conv2D(cout, kernel, pad_mode="pad", pad=padding, stride=stride)
+        self.takes_draw = True
+
+    def construct(self, x, draw):
+        y = self.conv(x, self.weight * self.random.weight(draw))
+        if self.bias is not None:
+            y = y + self.bias.reshape(1, -1, 1, 1)
+        return y

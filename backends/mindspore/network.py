@@ -1,7 +1,7 @@
 """Turn a ``rna_core.models`` graph into MindSpore cells whose parameter names are the canonical names.
 
-Containers take ``(x, path)``; the path (int32 tensor, shape (L,)) flows to every NormSlot as data, so
-one GRAPH_MODE compilation serves every path.
+Containers take ``(x, draw)``; the draw (path: int32 tensor (L,), noise: float32 tensor) flows to every
+NormSlot and random weight as data, so one GRAPH_MODE compilation serves every path and noise.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from rna_core.controller import PathController
 from rna_core.models import graph as g
 from rna_core.norms import parse_norms
 
-from .layers import NormSlot, unique_parameter_names
+from .layers import NormSlot, RandomConv, RandomWeight, unique_parameter_names
 
 _PLAIN_BN = parse_norms("bn")
 
@@ -52,15 +52,15 @@ class Seq(nn.Cell):
     def __init__(self, children: list[tuple[str, nn.Cell]]) -> None:
         super().__init__()
         self.names = [n for n, _ in children]
-        self.flags = [getattr(c, "takes_path", False) for _, c in children]
+        self.flags = [getattr(c, "takes_draw", False) for _, c in children]
         for name, cell in children:
             self.insert_child_to_cell(name, cell)
-        self.takes_path = True
+        self.takes_draw = True
 
-    def construct(self, x, path):
+    def construct(self, x, draw):
         for i in range(len(self.names)):
             if self.flags[i]:
-                x = getattr(self, self.names[i])(x, path)
+                x = getattr(self, self.names[i])(x, draw)
             else:
                 x = getattr(self, self.names[i])(x)
         return x
@@ -78,20 +78,21 @@ class Residual(nn.Cell):
             self.shortcut = build(node.shortcut)
         self.from_pre = node.shortcut_from_pre
         self.post_relu = node.post_relu
-        self.takes_path = True
+        self.takes_draw = True
 
-    def construct(self, x, path):
-        h = self.pre(x, path) if self.has_pre else x
+    def construct(self, x, draw):
+        h = self.pre(x, draw) if self.has_pre else x
         if self.has_short:
-            s = self.shortcut(h, path) if self.from_pre else self.shortcut(x, path)
+            s = self.shortcut(h, draw) if self.from_pre else self.shortcut(x, draw)
         else:
             s = x
-        y = self.main(h, path) + s
+        y = self.main(h, draw) + s
         return ops.relu(y) if self.post_relu else y
 
 
 class Network(Seq):
-    """A built graph: ``construct(x, path)``. The backend asks the controller for the path of each forward."""
+    """A built graph: ``construct(x, draw)``, draw = (path int32 (L,), noise float32) tensors; the backend asks
+    the controller for the draw of each forward."""
 
     def __init__(self, graph: g.Graph, controller: PathController) -> None:
         controller.check_slots(graph.num_slots, graph.name)
@@ -106,6 +107,11 @@ class Network(Seq):
             return Seq([(n, self._build(c)) for n, c in node.children])
         if isinstance(node, g.Residual):
             return Residual(node, self._build)
+        if isinstance(node, g.Conv) and node.random is not None:
+            return RandomConv(node.cin, node.cout, node.kernel, node.stride, node.padding, node.bias,
+                              node.random.offset)
+        if isinstance(node, g.RandomWeight):
+            return RandomWeight(node.shape, node.offset)
         if isinstance(node, g.Conv):
             return nn.Conv2d(node.cin, node.cout, node.kernel, node.stride, pad_mode="pad", padding=node.padding,
                              has_bias=node.bias)

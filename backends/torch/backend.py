@@ -45,6 +45,16 @@ class TorchBackend(Backend):
         self.check_state({k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
         model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
 
+    def get_params(self, model: Network, names: list[str]) -> dict[str, np.ndarray]:
+        params = dict(model.named_parameters())
+        return {k: params[k].detach().cpu().numpy().copy() for k in names}
+
+    @torch.no_grad()
+    def set_params(self, model: Network, values: dict[str, np.ndarray]) -> None:
+        params = dict(model.named_parameters())
+        for k, v in values.items():
+            params[k].copy_(torch.from_numpy(np.asarray(v, np.float32)))
+
     def make_optimizer(self, model: Network, config: SGDConfig) -> torch.optim.SGD:
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay)

@@ -12,6 +12,8 @@ Formulas (x: (N, C, H, W), eps = 1e-5, momentum m = 0.1 as torch's BatchNorm2d):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -98,10 +100,48 @@ def make_norm(spec: NormSpec, channels: int) -> nn.Module:
 
 
 class PathState:
-    """The path of the forward in progress, shared by all slots of one network (host-side ints)."""
+    """The draw of the forward in progress, shared by all slots of one network: the path (host-side ints)
+    and the CTRW noise vector (a tensor, moved to the model's device once per forward)."""
 
     def __init__(self, num_layers: int) -> None:
         self.path = np.zeros(num_layers, np.int64)
+        self.noise: torch.Tensor | None = None
+
+    def noise_for(self, offset: int, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        if self.noise is None:
+            raise RuntimeError("this model has random weights but its draw carries no noise")
+        if self.noise.device != like.device or self.noise.dtype != like.dtype:
+            self.noise = self.noise.to(like.device, like.dtype)
+        return self.noise[offset:offset + math.prod(shape)].view(shape)
+
+
+class RandomWeight(nn.Module):
+    """CTRW's random weight (Eq. 4): x * (mu + sigma * eps), mu and sigma (shape ``shape``, initialised to 1)
+    trainable, eps the current draw's noise slice; broadcast over the batch."""
+
+    def __init__(self, shape: tuple[int, ...], offset: int, state: PathState) -> None:
+        super().__init__()
+        self.mu = nn.Parameter(torch.ones(shape))
+        self.sigma = nn.Parameter(torch.ones(shape))
+        self.offset, self.shape, self._state = offset, tuple(shape), state
+
+    def weight(self) -> torch.Tensor:
+        return self.mu + self.sigma * self._state.noise_for(self.offset, self.shape, self.mu)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight()
+
+
+class RandomConv(nn.Conv2d):
+    """CTRW's "filter" variant (Table 4): a convolution whose kernel is multiplied by a random weight."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, offset: int,
+                 state: PathState) -> None:
+        super().__init__(cin, cout, kernel, stride, padding, bias=bias)
+        self.random = RandomWeight(tuple(self.weight.shape), offset, state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.random.weight(), self.bias)
 
 
 class NormSlot(nn.Module):

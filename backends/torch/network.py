@@ -11,7 +11,7 @@ from rna_core.controller import PathController
 from rna_core.models import graph as g
 from rna_core.norms import parse_norms
 
-from .layers import NormSlot, PathState
+from .layers import NormSlot, PathState, RandomConv, RandomWeight
 
 _PLAIN_BN = parse_norms("bn")
 
@@ -64,8 +64,13 @@ class Network(nn.Module):
             return nn.Sequential(OrderedDict((n, self._build(c)) for n, c in node.children))
         if isinstance(node, g.Residual):
             return Residual(node, self._build)
+        if isinstance(node, g.Conv) and node.random is not None:
+            return RandomConv(node.cin, node.cout, node.kernel, node.stride, node.padding, node.bias,
+                              node.random.offset, self._state)
         if isinstance(node, g.Conv):
             return nn.Conv2d(node.cin, node.cout, node.kernel, node.stride, node.padding, bias=node.bias)
+        if isinstance(node, g.RandomWeight):
+            return RandomWeight(node.shape, node.offset, self._state)
         if isinstance(node, g.Norm):
             specs = _PLAIN_BN if node.slot is None else self.controller.space.candidates[node.slot]
             return NormSlot(node.channels, specs, node.slot, self._state)
@@ -82,7 +87,10 @@ class Network(nn.Module):
         raise TypeError(f"the torch backend cannot build graph node {type(node).__name__}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._state.path[:] = self.controller.next_path()
+        path, noise = self.controller.next_draw()
+        self._state.path[:] = path
+        if noise is not None:
+            self._state.noise = torch.from_numpy(noise)
         for module in self._modules.values():
             x = module(x)
         return x

@@ -49,15 +49,15 @@ def test_json_round_trip():
 
 def test_controller_policies():
     ctrl = PathController(PathSpace.uniform("bn+in", 20), np.random.default_rng(0))
-    free = {tuple(ctrl.next_path()) for _ in range(10)}
+    free = {tuple(ctrl.next_draw().path) for _ in range(10)}
     assert len(free) == 10  # resample: a fresh path per forward
-    with ctrl.frozen() as p:
-        assert all((ctrl.next_path() == p).all() for _ in range(5))
+    with ctrl.frozen() as (p, _):
+        assert all((ctrl.next_draw().path == p).all() for _ in range(5))
         with ctrl.fixed(np.zeros(20, int)):
-            assert (ctrl.next_path() == 0).all()
-        assert (ctrl.next_path() == p).all()
+            assert (ctrl.next_draw().path == 0).all()
+        assert (ctrl.next_draw().path == p).all()
     seen = []
     with ctrl.observe(seen.append):
-        ctrl.next_path()
-    ctrl.next_path()
+        ctrl.next_draw()
+    ctrl.next_draw()
     assert len(seen) == 1 and ctrl.policy == "resample"

@@ -37,7 +37,7 @@ def _run(method):
 
     clf.backend.train_step = spy
     try:
-        with clf.controller.observe(lambda p: seen.append(p.copy())):
+        with clf.controller.observe(lambda d: seen.append(d.path.copy())):
             ALGORITHMS[method](clf, opt, x, y, RECIPE, np.random.default_rng(7))
     finally:
         del clf.backend.train_step
@@ -111,6 +111,6 @@ def test_eot_draws_a_fresh_path_every_forward():
     clf, _, x, y = _setup()
     clf.backend.set_training(clf.model, False)
     seen = []
-    with clf.controller.observe(lambda p: seen.append(tuple(p))):
+    with clf.controller.observe(lambda d: seen.append(tuple(d.path))):
         craft(clf, x, y, pgd(2, eot=4), np.random.default_rng(0))
     assert len(seen) == 8 and len(set(seen)) == 8

@@ -1,0 +1,98 @@
+"""CTRW on torch: the random-weight layer's formula, its sampling policies, and Algorithm 1 (attack one noise
+draw, update on another, sigma constrained after every step)."""
+
+import numpy as np
+import pytest
+import torch
+
+import rna_core
+from rna_core.algorithms import ALGORITHMS, constrain_sigma
+from rna_core.attacks import pgd
+from rna_core.backend import SGDConfig
+from rna_core.classifier import build_classifier, load_classifier
+from rna_core.recipes import get_recipe
+
+RECIPE = get_recipe("quick-ctrw", train_attack=pgd(3, 8 / 255, 2 / 255), sigma_lower=20.0, sigma_upper=60.0)
+
+
+def _setup(variant="in", position=0, lr=0.5):
+    arch = {"name": "small_cnn", "num_classes": 10, "in_channels": 1, "width": 4,
+            "ctrw": {"position": position, "variant": variant, "image_size": [12, 12]}}
+    clf = build_classifier(arch, "bn", True, "torch", np.random.default_rng(0))
+    opt = clf.backend.make_optimizer(clf.model, SGDConfig(lr, 0.9, 5e-4))
+    rng = np.random.default_rng(1)
+    return clf, opt, rng.random((8, 1, 12, 12), dtype=np.float32), rng.integers(0, 10, 8)
+
+
+def test_random_weight_is_mu_plus_sigma_eps_times_x():
+    clf, _, x, _ = _setup()
+    rw = clf.model.ctrw
+    with torch.no_grad():
+        rw.mu.uniform_(0.5, 1.5)
+        rw.sigma.uniform_(0.1, 2.0)
+    with clf.controller.frozen() as draw:
+        clf.model(torch.tensor(x))  # a forward loads the draw's noise
+        got = rw(clf.model.normalize(torch.tensor(x))).detach().numpy().astype(np.float64)
+    mu, sigma = (p.detach().numpy().astype(np.float64) for p in (rw.mu, rw.sigma))
+    xn = x.astype(np.float64)  # normalize is the identity here (mean 0, std 1)
+    expected = xn * (mu + sigma * draw.noise.astype(np.float64).reshape(1, 12, 12))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_noise_follows_the_sampling_policies():
+    clf, _, x, _ = _setup()
+    xb = torch.tensor(x)
+    clf.backend.set_training(clf.model, False)
+    with torch.no_grad():
+        a, b = clf.model(xb), clf.model(xb)
+        assert not torch.equal(a, b), "resample: a fresh noise draw per forward"
+        with clf.controller.frozen():
+            assert torch.equal(clf.model(xb), clf.model(xb))
+    with pytest.raises(ValueError, match="noise vector of shape \\(144,\\)"):
+        with clf.controller.fixed(rna_core.controller.Draw(clf.controller.draw().path, np.zeros(3))):
+            pass
+
+
+def test_ctrw_attacks_one_noise_draw_updates_another_and_keeps_sigma_in_bounds():
+    clf, opt, x, y = _setup()
+    seen = []
+    with clf.controller.observe(lambda d: seen.append(d.noise.copy())):
+        for step in range(4):
+            del seen[:]
+            ALGORITHMS["ctrw"](clf, opt, x, y, RECIPE, np.random.default_rng(step))
+            attack, update = seen[:-1], seen[-1]
+            assert len(attack) == RECIPE.train_attack.steps
+            assert all(np.array_equal(n, attack[0]) for n in attack), "one draw held for every PGD step"
+            assert not np.array_equal(update, attack[0]), "the update uses a fresh noise draw"
+            total = clf.backend.get_params(clf.model, ["ctrw.sigma"])["ctrw.sigma"].sum()
+            assert RECIPE.sigma_lower - 1e-3 <= total <= RECIPE.sigma_upper + 1e-3, f"step {step}: sum {total}"
+
+
+@pytest.mark.parametrize("rule, check", [
+    ("fixed-middle", lambda s: np.allclose(s, 40.0 / 144)),
+    ("authors", lambda s: s.min() >= 20.0 / 144 - 1e-6),
+])
+def test_ablation_rules(rule, check):
+    clf, opt, x, y = _setup()
+    recipe = RECIPE.replace(sigma_constraint=rule)
+    constrain_sigma(clf, recipe)
+    ALGORITHMS["ctrw"](clf, opt, x, y, recipe, np.random.default_rng(0))
+    assert check(clf.backend.get_params(clf.model, ["ctrw.sigma"])["ctrw.sigma"])
+
+
+def test_without_constraint_sigma_moves_freely():
+    clf, opt, x, y = _setup()
+    before = clf.backend.get_params(clf.model, ["ctrw.sigma"])["ctrw.sigma"]
+    ALGORITHMS["ctrw"](clf, opt, x, y, RECIPE.replace(sigma_constraint="none"), np.random.default_rng(0))
+    after = clf.backend.get_params(clf.model, ["ctrw.sigma"])["ctrw.sigma"]
+    assert after.sum() > RECIPE.sigma_upper and not np.array_equal(before, after)
+
+
+def test_train_ctrw_end_to_end_and_reload(tmp_path):
+    res = rna_core.train("quick-ctrw", "torch", tmp_path, progress=False, width=4, train_samples=256, batch_size=64,
+                         epochs=1, eval_samples=32, eval_eot=2, **{"train_attack.steps": 2, "eval_attack.steps": 2})
+    assert {"clean", "PGD-2/paper", "PGD-2/adaptive"} <= set(res.final)
+    clf, _ = load_classifier(str(tmp_path), "torch")
+    total = clf.backend.get_params(clf.model, clf.sigma_names)["ctrw.sigma"].sum()
+    recipe = get_recipe("quick-ctrw")
+    assert recipe.sigma_lower - 1e-2 <= total <= recipe.sigma_upper + 1e-2
