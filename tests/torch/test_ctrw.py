@@ -1,6 +1,8 @@
 """CTRW on torch: the random-weight layer's formula, its sampling policies, and Algorithm 1 (attack one noise
 draw, update on another, sigma constrained after every step)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +98,29 @@ def test_train_ctrw_end_to_end_and_reload(tmp_path):
     total = clf.backend.get_params(clf.model, clf.sigma_names)["ctrw.sigma"].sum()
     recipe = get_recipe("quick-ctrw")
     assert recipe.sigma_lower - 1e-2 <= total <= recipe.sigma_upper + 1e-2
+
+
+def test_ctrw_reports_write_json_and_png(tmp_path):
+    from rna_core import ctrw_report
+    from rna_core.attacks import pgd as pgd_spec
+    from rna_core.data import load_bundled
+
+    runs = {}
+    for rule in ("project", "none"):
+        rna_core.train("quick-ctrw", "torch", tmp_path / rule, progress=False, width=4, arch="small_cnn",
+                       train_samples=128, batch_size=64, epochs=1, evaluate_at_end=False, sigma_constraint=rule,
+                       **{"train_attack.steps": 1})
+        runs[rule] = tmp_path / rule
+    table = ctrw_report.positive_samples(runs, tmp_path / "report", samples=500)
+    assert [r["constraint"] for r in table["rows"]] == ["project", "none"]
+    assert all(0 <= r["ratio"] <= 1 and r["samples"] == 500 for r in table["rows"])
+    dist = ctrw_report.sigma_distribution(runs, tmp_path / "report")
+    assert dist["rows"][0]["sum"] <= get_recipe("quick-ctrw").sigma_upper + 1e-2
+    clf, _ = load_classifier(str(runs["project"]), "torch")
+    before = clf.backend.get_params(clf.model, clf.sigma_names)
+    fig = ctrw_report.accuracy_vs_sigma(clf, load_bundled("test").subset(32), pgd_spec(1), [1.0, 500.0],
+                                        tmp_path / "report", (255.0, 612.5))
+    assert [r["sum_sigma"] for r in fig["rows"]] == [1.0, 500.0]
+    np.testing.assert_array_equal(clf.backend.get_params(clf.model, clf.sigma_names)["ctrw.sigma"],
+                                  before["ctrw.sigma"])  # the learned sigma is restored
+    assert all(Path(f).is_file() for r in (table, dist, fig) for f in r["files"])
