@@ -25,6 +25,8 @@ from .paths import PathSpace
 
 
 class Draw(NamedTuple):
+    """One sample of a model's randomness: its path (int per slot) and CTRW noise (float32, or None)."""
+
     path: np.ndarray
     noise: np.ndarray | None = None
 
@@ -38,7 +40,6 @@ class PathController:
         self.noise_size = noise_size
         self._held: Draw | None = None
         self._observers: list[Callable[[Draw], None]] = []
-        self.last: Draw | None = None
 
     def check_slots(self, num_slots: int, model_name: str) -> None:
         """A model with ``num_slots`` normalization slots needs a path space with as many layers."""
@@ -58,7 +59,6 @@ class PathController:
     def next_draw(self) -> Draw:
         """The draw for the forward that is starting now; notifies observers."""
         d = self._held if self._held is not None else self.draw()
-        self.last = d
         for fn in self._observers:
             fn(d)
         return d
