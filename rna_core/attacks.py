@@ -29,6 +29,7 @@ NORMS = ("linf", "l2")
 NAMES = ("fgsm", "pgd", "mifgsm", "cw", "deepfool", "apgd-ce", "apgd-dlr", "apgd-t", "square")
 MIN_NORM = ("cw", "deepfool")
 GRADIENT_FREE = ("square",)
+TARGETABLE = ("fgsm", "pgd", "mifgsm")  # ``targeted=True``: a random other class (``random_targets``)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class AttackSpec:
             raise ValueError(f"need steps >= 0, restarts, eot, search_steps >= 1 in {self}")
         if self.name == "square" and self.eot > 1:
             raise ValueError("square is gradient-free: eot does not apply")
+        if self.targeted and self.name not in TARGETABLE:
+            raise ValueError(f"targeted {self.name} is not available; targeted attacks: {TARGETABLE} and apgd-t "
+                             "(targeted by construction)")
 
     @property
     def label(self) -> str:

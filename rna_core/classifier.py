@@ -53,18 +53,24 @@ class Classifier:
         return self.backend.numpy(out).argmax(1)
 
 
-def build_classifier(arch: dict, space_spec: str | PathSpace, layer_free: bool, backend: str | Backend,
-                     path_rng: np.random.Generator, seed: int = 0) -> Classifier:
-    """Architecture dict (``name``, ``num_classes``, ``in_channels``, ``width``/``mean``/``std``..., and
-    ``ctrw``: {position, variant, image_size} for CTRW random weights, see ``rna_core.models.ctrw``) + a norm
-    spec (``"bn+in"``) or PathSpace -> a Classifier on ``backend`` with weights initialised from ``seed``."""
-    be = get_backend(backend)
+def graph_from_arch(arch: dict) -> models.Graph:
+    """The architecture graph of an arch dict (see ``build_classifier``), random weights included."""
     kwargs = {k: v for k, v in arch.items() if k not in ("name", "ctrw") and v is not None}
     graph = models.create(arch["name"], **kwargs)
     if arch.get("ctrw"):
         c = arch["ctrw"]
         graph = add_random_weight(graph, c.get("position", 0), c.get("variant", "in"),
                                   tuple(c.get("image_size", (32, 32))))
+    return graph
+
+
+def build_classifier(arch: dict, space_spec: str | PathSpace, layer_free: bool, backend: str | Backend,
+                     path_rng: np.random.Generator, seed: int = 0) -> Classifier:
+    """Architecture dict (``name``, ``num_classes``, ``in_channels``, ``width``/``mean``/``std``..., and
+    ``ctrw``: {position, variant, image_size} for CTRW random weights, see ``rna_core.models.ctrw``) + a norm
+    spec (``"bn+in"``) or PathSpace -> a Classifier on ``backend`` with weights initialised from ``seed``."""
+    be = get_backend(backend)
+    graph = graph_from_arch(arch)
     space = space_spec if isinstance(space_spec, PathSpace) else PathSpace.uniform(space_spec, graph.num_slots,
                                                                                     layer_free)
     controller = PathController(space, path_rng, graph.noise_size)

@@ -21,8 +21,9 @@ import numpy as np
 from .attacks import AttackSpec
 from .bounds import normal_cdf, positive_sample_ratio
 from .checkpoints import load_checkpoint
-from .classifier import Classifier
+from .classifier import Classifier, graph_from_arch
 from .evaluation import evaluate
+from .models.ctrw import random_weights
 from .recipes import Recipe
 from .studies import _plt, _save
 
@@ -30,7 +31,7 @@ from .studies import _plt, _save
 def _learned(run: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], Recipe]:
     """{random weight: (mu, sigma)} read from a run's checkpoint (numpy, no backend needed), and its recipe."""
     state, _, meta = load_checkpoint(str(run))
-    names = [n[: -len(".sigma")] for n in state if n.endswith(".sigma") and f"{n[:-6]}.mu" in state]
+    names = list(random_weights(graph_from_arch(meta["arch"])))
     if not names:
         raise ValueError(f"{run}: this report needs a model with CTRW random weights")
     return {n: (state[f"{n}.mu"], state[f"{n}.sigma"]) for n in names}, Recipe.from_dict(meta["recipe"])

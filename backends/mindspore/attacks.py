@@ -374,11 +374,7 @@ def square(oracle: Oracle, x: Tensor, y: Tensor, spec: AttackSpec, rng: np.rando
 
 def run(oracle: Oracle, x: Tensor, y: Tensor, spec: AttackSpec, rng: np.random.Generator) -> Tensor:
     """Dispatch ``spec`` to its implementation; random starts and targets come from ``rng``."""
-    target = None
-    if spec.targeted and spec.name in ("fgsm", "pgd", "mifgsm"):
-        target = Tensor(random_targets(y.asnumpy(), oracle.num_classes, rng).astype(np.int32))
-    elif spec.targeted:
-        raise NotImplementedError(f"targeted {spec.name} is not available (use apgd-t)")
+    target = Tensor(random_targets(y.asnumpy(), oracle.num_classes, rng).astype(np.int32)) if spec.targeted else None
     if spec.name == "fgsm":
         return fgsm(oracle, x, y, spec, target)
     if spec.name == "pgd":

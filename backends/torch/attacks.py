@@ -324,11 +324,7 @@ def _tensor_like(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 
 def run(model, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, rng: np.random.Generator) -> torch.Tensor:
     """Dispatch ``spec`` to its implementation; random starts and targets come from ``rng``."""
-    target = None
-    if spec.targeted and spec.name in ("fgsm", "pgd", "mifgsm"):
-        target = _tensor_like(random_targets(_np(y), model.graph.num_classes, rng), y)
-    elif spec.targeted:
-        raise NotImplementedError(f"targeted {spec.name} is not available (use apgd-t)")
+    target = _tensor_like(random_targets(_np(y), model.graph.num_classes, rng), y) if spec.targeted else None
     if spec.name == "fgsm":
         return fgsm(model, x, y, spec, target)
     if spec.name == "pgd":
