@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .apart import BNPerturbation
 from .attacks import AttackSpec
 from .controller import PathController
 
@@ -36,6 +37,19 @@ class SGDConfig:
 
 @dataclass
 class StepResult:
+    loss: float
+    correct: int
+    count: int
+
+
+@dataclass
+class Gradient:
+    """One pass's gradient of the mean cross-entropy: ``params`` is the backend's handle (one tensor per trainable
+    parameter, on its device), ``delta`` the gradient w.r.t. the BN perturbation vector (numpy, see
+    ``rna_core.apart``); ``loss``, ``correct``, ``count`` describe the pass."""
+
+    params: Any
+    delta: np.ndarray
     loss: float
     correct: int
     count: int
@@ -113,8 +127,30 @@ class Backend(ABC):
         """One optimizer step on mean cross-entropy of ``model(x)``, in the model's current mode."""
 
     @abstractmethod
-    def logits(self, model: Any, x: Any) -> Any:
-        """Forward without gradient (one draw of the path)."""
+    def logits(self, model: Any, x: Any, bn: BNPerturbation | None = None) -> Any:
+        """Forward without gradient (one draw of the path); ``bn`` runs every BN layer as Eq. 3 of APART with
+        batch statistics (training mode required)."""
+
+    @abstractmethod
+    def gradient(self, model: Any, x: Any, y: Any, bn: BNPerturbation) -> Gradient:
+        """Gradients of the mean cross-entropy of one forward (one draw) w.r.t. the trainable parameters and the
+        BN perturbation, every BN layer running Eq. 3 as ``bn`` says (training mode required); no update."""
+
+    @abstractmethod
+    def apply_gradient(self, model: Any, optimizer: Any, terms: list[tuple[float, Gradient]]) -> None:
+        """One optimizer step (weight decay and momentum included) with the gradient sum_i w_i g_i."""
+
+    @abstractmethod
+    def grad_norm(self, grad: Gradient) -> float:
+        """||g||_2 over all trainable parameters."""
+
+    @abstractmethod
+    def shift_weights(self, model: Any, grad: Gradient, scale: float) -> Any:
+        """w <- w + scale * g for every trainable parameter; returns what ``restore_weights`` needs."""
+
+    @abstractmethod
+    def restore_weights(self, model: Any, saved: Any) -> None:
+        """Undo ``shift_weights`` exactly (the saved values are copied back)."""
 
     @abstractmethod
     def attack(self, model: Any, x: Any, y: Any, spec: AttackSpec, rng: np.random.Generator) -> Any:

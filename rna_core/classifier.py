@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from . import models
+from .apart import BNLayout, bn_layout
 from .backend import Backend
 from .checkpoints import load_checkpoint
 from .controller import PathController
@@ -30,6 +32,11 @@ class Classifier:
     @property
     def space(self) -> PathSpace:
         return self.controller.space
+
+    @cached_property
+    def bn_layout(self) -> BNLayout:
+        """The BN layers and their slices of APART's perturbation vector."""
+        return bn_layout(self.graph, self.space)
 
     @property
     def sigma_names(self) -> list[str]:

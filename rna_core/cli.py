@@ -81,13 +81,13 @@ def _load(args):
     clf, meta = load_classifier(args.checkpoint, _backend_arg(args), np.random.default_rng(args.seed))
     recipe = Recipe.from_dict(meta["recipe"])
     test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
-    return clf, test.subset(args.samples if args.samples is not None else recipe.eval_samples)
+    return clf, test.subset(args.samples if args.samples is not None else recipe.eval_samples), recipe
 
 
 def cmd_evaluate(args) -> int:
     from .evaluation import evaluate, trials
 
-    clf, data = _load(args)
+    clf, data, _ = _load(args)
     attacks = _attacks(args.attacks, args.eps / 255)
     rng = np.random.default_rng(args.seed)
     metrics = evaluate(clf, data, attacks, args.protocol, args.eot, rng, progress=not args.quiet)
@@ -109,7 +109,7 @@ def cmd_evaluate(args) -> int:
 def cmd_sanity(args) -> int:
     from .sanity import run_checks
 
-    clf, data = _load(args)
+    clf, data, _ = _load(args)
     checks = run_checks(clf, data, args.eps / 255, args.steps, args.eot, args.trials, args.queries, args.seed,
                         not args.quiet)
     for c in checks:
@@ -120,7 +120,7 @@ def cmd_sanity(args) -> int:
 def cmd_study(args) -> int:
     from . import studies
 
-    clf, data = _load(args)
+    clf, data, _ = _load(args)
     spec = pgd(args.steps, args.eps / 255, args.eps / 255 / 4)
     if args.kind == "transfer":
         res = studies.transfer_matrix(clf, data, spec, args.out, seed=args.seed)
@@ -145,7 +145,7 @@ def cmd_ctrw_report(args) -> int:
         runs[label] = run
     out = [ctrw_report.positive_samples(runs, args.out, args.eps_r, samples=args.ps_samples, seed=args.seed),
            ctrw_report.sigma_distribution(runs, args.out)]
-    clf, data = _load(args)
+    clf, data, _ = _load(args)
     size = int(np.prod(clf.graph.config["ctrw"]["image_size"])) * clf.graph.in_channels
     sums = [float(s) for s in args.sums.split(",")] if args.sums else [1.0] + [k * size / 2 for k in range(1, 13)]
     lo_hi = (out[0]["rows"][0]["A"], out[0]["rows"][0]["B"])
@@ -153,6 +153,29 @@ def cmd_ctrw_report(args) -> int:
                                              args.out, lo_hi, args.protocol, args.eot, args.seed))
     print(json.dumps({"files": [f for r in out for f in r["files"]], "table6": out[0]["rows"],
                       "fig3b": out[2]["rows"]}, indent=1, default=str))
+    return 0
+
+
+def cmd_apart_report(args) -> int:
+    """Fig. 1 on the checkpoint (its recipe's training split), Fig. 2 over it and every --compare run."""
+    from . import apart_report
+    from .classifier import load_classifier
+    from .data import load_dataset
+
+    clf, data, recipe = _load(args)
+    train_data = load_dataset(recipe.dataset, "train", recipe.data_dir, recipe.image_size).subset(args.train_samples)
+    radii = [float(r) for r in args.radii.split(",")]
+    fig1 = apart_report.statistics_attack(clf, train_data, radii, [int(n) for n in args.groups.split(",")],
+                                          args.out, recipe.batch_size, args.seed)
+    models = {Path(args.checkpoint).name: clf}
+    for item in args.compare:
+        label, sep, run = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--compare takes LABEL=RUN_DIR, got {item!r}")
+        models[label] = load_classifier(run, _backend_arg(args), np.random.default_rng(args.seed))[0]
+    fig2 = apart_report.statistics_shift(models, data, radii, args.out, args.seed)
+    print(json.dumps({"files": fig1["files"] + fig2["files"], "fig1": fig1["rows"], "fig2": fig2["rows"]},
+                     indent=1))
     return 0
 
 
@@ -245,6 +268,16 @@ def main(argv: list[str] | None = None) -> int:
     cr.add_argument("--steps", type=int, default=20, help="PGD steps for Fig. 3b")
     cr.add_argument("--protocol", default="paper", choices=PROTOCOLS)
     cr.set_defaults(fn=cmd_ctrw_report)
+    ar = sub.add_parser("apart-report", help="APART Fig. 1 (attacks on BN statistics) and Fig. 2 (shifted "
+                                                 "statistics), JSON + PNG")
+    ckpt(ar)
+    ar.add_argument("--compare", action="append", default=[], metavar="LABEL=RUN",
+                    help="more trained runs for Fig. 2 (e.g. apart=runs/quick-apart)")
+    ar.add_argument("--out", default="apart-report", help="output directory")
+    ar.add_argument("--radii", default="0.05,0.1,0.2,0.4", help="perturbation radii eps")
+    ar.add_argument("--groups", default="1,4,16", help="APART group numbers n for Fig. 1")
+    ar.add_argument("--train-samples", type=int, default=None, help="training examples for Fig. 1 (default all)")
+    ar.set_defaults(fn=cmd_apart_report)
     pa = sub.add_parser("parity", help="torch vs another backend on the same weights, input, path and start")
     pa.add_argument("--against", default="mindspore")
     pa.add_argument("--mode", default="pynative", choices=["pynative", "graph"])

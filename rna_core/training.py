@@ -48,6 +48,10 @@ def _arch(recipe: Recipe, data) -> dict:
     return arch
 
 
+def _attacks(recipe: Recipe) -> list[AttackSpec]:
+    return [] if recipe.eval_attack is None else [recipe.eval_attack]
+
+
 def default_run_dir(recipe: Recipe) -> Path:
     return Path("runs") / f"{recipe.name}-{recipe.norms.replace('+', '_').replace('@', 's').replace(':', '')}" \
         f"-{recipe.method}-seed{recipe.seed}"
@@ -117,7 +121,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
                                be.get_optimizer_state(optimizer, clf.model), meta)
     result = TrainResult(recipe, run_dir, resolve(run_dir), history, classifier=clf)
     if evaluate_at_end:
-        result.final = evaluate(clf, test_ds, [recipe.eval_attack], recipe.eval_protocol, recipe.eval_eot,
+        result.final = evaluate(clf, test_ds, _attacks(recipe), recipe.eval_protocol, recipe.eval_eot,
                                 streams["eval"], recipe.eval_batch_size, progress)
         metrics = {"recipe": recipe.name, "norms": recipe.norms, "history": history, "test": result.final}
         atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1).encode())
@@ -136,5 +140,5 @@ def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch"
     recipe = Recipe.from_dict(meta["recipe"])
     test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
     test = test.subset(samples if samples is not None else recipe.eval_samples)
-    return evaluate(clf, test, attacks if attacks is not None else [recipe.eval_attack], protocol, eot, eval_rng,
+    return evaluate(clf, test, attacks if attacks is not None else _attacks(recipe), protocol, eot, eval_rng,
                     recipe.eval_batch_size, progress)

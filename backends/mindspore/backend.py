@@ -15,8 +15,9 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
+from rna_core.apart import BNPerturbation
 from rna_core.attacks import AttackSpec
-from rna_core.backend import Backend, Capabilities, SGDConfig, StepResult
+from rna_core.backend import Backend, Capabilities, Gradient, SGDConfig, StepResult
 from rna_core.controller import PathController
 
 from . import attacks
@@ -127,6 +128,13 @@ class MindSporeBackend(Backend):
                     return loss, logits
 
                 self._fns[key] = self._compile(step)
+            elif kind.startswith(("grad:", "forward:")):
+                self._fns[key] = self._compile(self._perturbed_fn(model, kind))
+            elif kind == "apply":
+                def apply(grads):
+                    return optimizer(grads)
+
+                self._fns[key] = self._compile(apply)
             elif kind.startswith("loss:"):
                 per_example = attacks.loss_function(kind[5:])
 
@@ -143,13 +151,66 @@ class MindSporeBackend(Backend):
                 self._fns[key] = self._compile(forward)
         return self._fns[key]
 
+    @staticmethod
+    def _perturbed_fn(model: Network, kind: str):
+        """``grad:G:T`` / ``forward:G:T``: a pass whose BN layers run Eq. 3 with G groups, tracking iff T; the
+        constants are baked into the draw tuple so each (G, T) compiles once."""
+        what, groups, track = kind.split(":")
+        groups, track = int(groups), track == "True"
+
+        def forward(x, draw, delta):
+            return model(x, (draw[0], draw[1], delta, groups, track))
+
+        if what == "forward":
+            return forward
+
+        def loss_fn(x, y, draw, delta):
+            logits = forward(x, draw, delta)
+            return ops.cross_entropy(logits, y), logits
+
+        return ms.value_and_grad(loss_fn, 3, model.trainable_params(), has_aux=True)
+
+    @staticmethod
+    def _delta(model: Network, bn: BNPerturbation, batch: int) -> Tensor:
+        bn.check_batch(batch)
+        delta = model.bn_layout.check(bn.delta)
+        return Tensor(delta if delta.size else np.zeros(1, np.float32))  # no size-0 tensors in a graph
+
+    def gradient(self, model: Network, x: Tensor, y: Tensor, bn: BNPerturbation) -> Gradient:
+        fn = self._fn(model, f"grad:{bn.groups}:{bn.track}")
+        (loss, logits), (g_delta, grads) = fn(x, y, self._draw(model), self._delta(model, bn, len(y)))
+        correct = int((logits.argmax(1) == y).sum().asnumpy())
+        return Gradient(tuple(grads), g_delta.asnumpy()[:model.bn_layout.size], float(loss.asnumpy()), correct,
+                        len(y))
+
+    def apply_gradient(self, model: Network, optimizer: nn.SGD, terms: list[tuple[float, Gradient]]) -> None:
+        grads = tuple(sum((w * g.params[i] for w, g in terms[1:]), terms[0][0] * terms[0][1].params[i])
+                      for i in range(len(terms[0][1].params)))
+        self._fn(model, "apply", optimizer)(ms.mutable(grads))
+
+    def grad_norm(self, grad: Gradient) -> float:
+        return float(np.sqrt(sum(float((g * g).sum().asnumpy()) for g in grad.params)))
+
+    def shift_weights(self, model: Network, grad: Gradient, scale: float) -> list[Tensor]:
+        saved = []
+        for p, g in zip(model.trainable_params(), grad.params, strict=True):
+            saved.append(p.value().copy())
+            ops.assign(p, p + scale * g)
+        return saved
+
+    def restore_weights(self, model: Network, saved: list[Tensor]) -> None:
+        for p, s in zip(model.trainable_params(), saved, strict=True):
+            ops.assign(p, s)
+
     def train_step(self, model: Network, optimizer: nn.SGD, x: Tensor, y: Tensor) -> StepResult:
         loss, logits = self._fn(model, "train", optimizer)(x, y, self._draw(model))
         correct = int((logits.argmax(1) == y).sum().asnumpy())
         return StepResult(float(loss.asnumpy()), correct, len(y))
 
-    def logits(self, model: Network, x: Tensor) -> Tensor:
-        return self._fn(model, "forward")(x, self._draw(model))
+    def logits(self, model: Network, x: Tensor, bn: BNPerturbation | None = None) -> Tensor:
+        if bn is None:
+            return self._fn(model, "forward")(x, self._draw(model))
+        return self._fn(model, f"forward:{bn.groups}:{bn.track}")(x, self._draw(model), self._delta(model, bn, len(x)))
 
     def input_gradient(self, model: Network, x: Tensor, y: Tensor) -> np.ndarray:
         return _Oracle(self, model).grad("ce", x, y, y, self._draw(model))[2].asnumpy()

@@ -7,7 +7,8 @@ BN is BGN with one channel per group. The running statistics use torch's momentu
 
 The path is tensor data: a slot receives the whole path (int32, shape (L,)) and selects its candidate
 with data-dependent control flow, so GRAPH_MODE compiles one graph for every path and only the selected
-candidate runs.
+candidate runs. During an APART pass the draw carries three more entries, (path, noise, delta, groups, track):
+the flat BN perturbation (a tensor) and two constants, so each (groups, track) compiles once.
 """
 
 from __future__ import annotations
@@ -38,25 +39,47 @@ class _Affine(nn.Cell):
 
 
 class BatchGroupNorm(_Affine):
-    """BGN with G groups (BN: G = C): statistics over (N, C/G, H, W) of each group."""
+    """BGN with G groups (BN: G = C): statistics over (N, C/G, H, W) of each group. A BN layer of the APART
+    layout (``offset`` >= 0) computes Eq. 3 when the draw carries a perturbation (``perturbed``)."""
 
     def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
         super().__init__(channels, affine)
         self.groups = check_groups(groups, channels, "BGN")
         self.running_mean = Parameter(Tensor(ops.zeros(groups, ms.float32)), name="running_mean", requires_grad=False)
         self.running_var = Parameter(Tensor(ops.ones(groups, ms.float32)), name="running_var", requires_grad=False)
+        self.offset = -1
 
-    def construct(self, x):
+    def _track(self, mean, var, count: int):
+        ops.assign(self.running_mean, (1 - MOMENTUM) * self.running_mean + MOMENTUM * ops.stop_gradient(mean))
+        unbiased = ops.stop_gradient(var) * (count / max(count - 1, 1))
+        ops.assign(self.running_var, (1 - MOMENTUM) * self.running_var + MOMENTUM * unbiased)
+
+    def perturbed(self, x, delta, groups: int, track: bool):
+        """Eq. 3 of APART, gamma (1 + d_sigma) (x - (1 + d_mu) mu_hat) / sigma_hat + beta, with the biased batch
+        statistics of each of ``groups`` interleaved groups (sample i in group i mod groups)."""
+        n, c, h, w = x.shape
+        xg = x.reshape(n // groups, groups, c, h * w)
+        mean = xg.mean(axis=(0, 3), keep_dims=True)
+        var = ((xg - mean) ** 2).mean(axis=(0, 3), keep_dims=True)
+        if track:
+            self._track(mean.reshape(c), var.reshape(c), n * h * w)
+        d_mu = delta[self.offset:self.offset + c].reshape(1, 1, c, 1)
+        d_sigma = delta[self.offset + c:self.offset + 2 * c].reshape(1, 1, c, 1)
+        y = (xg - (1 + d_mu) * mean) / ops.sqrt(var + EPS) * (1 + d_sigma)
+        return self._scale(y.reshape(n, c, h, w))
+
+    def construct(self, x, draw=None):
+        if self.offset >= 0 and draw is not None and len(draw) > 2:
+            if not self.training:
+                raise RuntimeError("an APART BN perturbation needs training mode (batch statistics)")
+            return self.perturbed(x, draw[2], draw[3], draw[4])
         n, c, h, w = x.shape
         g = self.groups
         xg = x.reshape(n, g, c // g, h, w).transpose(1, 0, 2, 3, 4).reshape(g, -1)
         if self.training:
             mean = xg.mean(axis=1)
             var = ((xg - mean.reshape(g, 1)) ** 2).mean(axis=1)
-            count = xg.shape[1]
-            ops.assign(self.running_mean, (1 - MOMENTUM) * self.running_mean + MOMENTUM * ops.stop_gradient(mean))
-            unbiased = ops.stop_gradient(var) * (count / max(count - 1, 1))
-            ops.assign(self.running_var, (1 - MOMENTUM) * self.running_var + MOMENTUM * unbiased)
+            self._track(mean, var, xg.shape[1])
         else:
             mean, var = self.running_mean, self.running_var
         y = (xg - mean.reshape(g, 1)) / ops.sqrt(var.reshape(g, 1) + EPS)
@@ -71,7 +94,7 @@ class GroupNorm(_Affine):
         super().__init__(channels, affine)
         self.groups = check_groups(groups, channels, "GN")
 
-    def construct(self, x):
+    def construct(self, x, draw=None):
         n, c, h, w = x.shape
         xg = x.reshape(n, self.groups, -1)
         mean = xg.mean(axis=2, keep_dims=True)
@@ -108,12 +131,12 @@ class NormSlot(nn.Cell):
 
     def construct(self, x, draw):
         if len(self.keys) == 1:
-            return getattr(self, self.keys[0])(x)
+            return getattr(self, self.keys[0])(x, draw)
         k = draw[0][self.slot]
         out = x
         for i, key in enumerate(self.keys):
             if k == i:
-                out = getattr(self, key)(x)
+                out = getattr(self, key)(x, draw)
         return out
 
 

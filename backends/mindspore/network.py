@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 from mindspore import Tensor, nn, ops
 
+from rna_core.apart import bn_layout
 from rna_core.controller import PathController
 from rna_core.models import graph as g
 from rna_core.norms import parse_norms
 
-from .layers import NormSlot, RandomConv, RandomWeight, unique_parameter_names
+from .layers import BatchGroupNorm, NormSlot, RandomConv, RandomWeight, unique_parameter_names
 
 _PLAIN_BN = parse_norms("bn")
 
@@ -101,6 +102,11 @@ class Network(Seq):
         self.graph = graph
         self.controller = controller
         unique_parameter_names(self)
+        self.bn_layout = bn_layout(graph, controller.space)
+        offsets = self.bn_layout.offset_of()
+        for name, cell in self.cells_and_names():
+            if isinstance(cell, BatchGroupNorm) and name in offsets:
+                cell.offset = offsets[name]
 
     def _build(self, node: object) -> nn.Cell:
         if isinstance(node, g.Seq):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rna_core.apart import BNPerturbation
 from rna_core.attacks import AttackSpec
-from rna_core.backend import Backend, Capabilities, SGDConfig, StepResult
+from rna_core.backend import Backend, Capabilities, Gradient, SGDConfig, StepResult
 from rna_core.controller import PathController
 
 from . import attacks
@@ -88,8 +91,59 @@ class TorchBackend(Backend):
         return StepResult(float(loss.detach()), int((out.argmax(1) == y).sum()), len(y))
 
     @torch.no_grad()
-    def logits(self, model: Network, x: torch.Tensor) -> torch.Tensor:
-        return model(x)
+    def logits(self, model: Network, x: torch.Tensor, bn: BNPerturbation | None = None) -> torch.Tensor:
+        if bn is None:
+            return model(x)
+        with self._perturbed(model, bn, len(x)):
+            return model(x)
+
+    @contextmanager
+    def _perturbed(self, model: Network, bn: BNPerturbation, batch: int, grad: bool = False):
+        bn.check_batch(batch)
+        delta = self.tensor(model.bn_layout.check(bn.delta)).requires_grad_(grad)
+        model._state.bn = (delta, bn.groups, bn.track)
+        try:
+            yield delta
+        finally:
+            model._state.bn = None
+
+    def gradient(self, model: Network, x: torch.Tensor, y: torch.Tensor, bn: BNPerturbation) -> Gradient:
+        params = [p for p in model.parameters() if p.requires_grad]
+        with self._perturbed(model, bn, len(x), grad=True) as delta:
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            *grads, g_delta = torch.autograd.grad(loss, [*params, delta], allow_unused=True)
+        g_delta = np.zeros(delta.shape, np.float32) if g_delta is None else self.numpy(g_delta)
+        return Gradient(grads, g_delta, float(loss.detach()), int((out.argmax(1) == y).sum()), len(y))
+
+    def apply_gradient(self, model: Network, optimizer: torch.optim.SGD, terms: list[tuple[float, Gradient]]) -> None:
+        params = [p for p in model.parameters() if p.requires_grad]
+        for i, p in enumerate(params):
+            parts = [w * g.params[i] for w, g in terms if g.params[i] is not None]
+            p.grad = torch.stack(parts).sum(0) if parts else None  # None: unused this step, as in backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def grad_norm(self, grad: Gradient) -> float:
+        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grad.params
+                                                           if g is not None])))
+
+    @torch.no_grad()
+    def shift_weights(self, model: Network, grad: Gradient, scale: float) -> list[torch.Tensor | None]:
+        params = [p for p in model.parameters() if p.requires_grad]
+        saved = []
+        for p, g in zip(params, grad.params, strict=True):
+            saved.append(None if g is None else p.detach().clone())
+            if g is not None:
+                p.add_(g, alpha=scale)
+        return saved
+
+    @torch.no_grad()
+    def restore_weights(self, model: Network, saved: list[torch.Tensor | None]) -> None:
+        params = [p for p in model.parameters() if p.requires_grad]
+        for p, s in zip(params, saved, strict=True):
+            if s is not None:
+                p.copy_(s)
 
     def attack(self, model: Network, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
                rng: np.random.Generator) -> torch.Tensor:

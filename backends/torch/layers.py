@@ -8,6 +8,7 @@ Formulas (x: (N, C, H, W), eps = 1e-5, momentum m = 0.1 as torch's BatchNorm2d):
   momentum and used N / (N - 1); see DESIGN.md.)
 - GN (G groups; IN = GN with C groups, LN = GN with 1 group): per sample and group over (C/G, H, W),
   identical in train and eval. Affine gamma, beta are per channel for all kinds.
+- BN under an APART perturbation (``rna_core.apart``): Eq. 3 with batch statistics per interleaved group.
 """
 
 from __future__ import annotations
@@ -39,16 +40,45 @@ class _Affine(nn.Module):
 
 
 class BatchNorm(_Affine):
-    """BN with running statistics (no ``num_batches_tracked``: momentum is fixed)."""
+    """BN with running statistics (no ``num_batches_tracked``: momentum is fixed). When the network's state
+    carries an APART perturbation, it computes Eq. 3 with its slice of the perturbation vector."""
 
     def __init__(self, channels: int, affine: bool = True) -> None:
         super().__init__(channels, affine)
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
+        self.offset: int | None = None
+        self._state: PathState | None = None
+
+    def attach(self, state: PathState, offset: int) -> None:
+        """Read APART perturbations from ``state`` at ``offset`` of the flat vector (``rna_core.apart``)."""
+        self._state, self.offset = state, offset
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._state is not None and self._state.bn is not None:
+            return self.perturbed(x, *self._state.bn)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training, MOMENTUM, EPS)
+
+    def perturbed(self, x: torch.Tensor, delta: torch.Tensor, groups: int, track: bool) -> torch.Tensor:
+        """Eq. 3, gamma (1 + d_sigma) (x - (1 + d_mu) mu_hat) / sigma_hat + beta, with mu_hat, sigma_hat^2 the
+        biased batch statistics of each of ``groups`` interleaved groups (sample i in group i mod groups)."""
+        if not self.training:
+            raise RuntimeError("an APART BN perturbation needs training mode (batch statistics)")
+        n, c, h, w = x.shape
+        xg = x.view(n // groups, groups, c, h, w)
+        var, mean = torch.var_mean(xg, dim=(0, 3, 4), keepdim=True, correction=0)
+        if track:
+            count = n * h * w
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach().view(c), MOMENTUM)
+                self.running_var.lerp_(var.detach().view(c) * (count / max(count - 1, 1)), MOMENTUM)
+        d_mu = delta[self.offset:self.offset + c].view(1, 1, c, 1, 1)
+        d_sigma = delta[self.offset + c:self.offset + 2 * c].view(1, 1, c, 1, 1)
+        y = ((xg - (1 + d_mu) * mean) * torch.rsqrt(var + EPS) * (1 + d_sigma)).view(n, c, h, w)
+        if self.weight is not None:
+            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return y
 
 
 class BatchGroupNorm(_Affine):
@@ -100,12 +130,14 @@ def make_norm(spec: NormSpec, channels: int) -> nn.Module:
 
 
 class PathState:
-    """The draw of the forward in progress, shared by all slots of one network: the path (host-side ints)
-    and the CTRW noise vector (a tensor, moved to the model's device once per forward)."""
+    """The draw of the forward in progress, shared by all slots of one network: the path (host-side ints),
+    the CTRW noise vector (a tensor, moved to the model's device once per forward) and, during an APART pass,
+    the BN perturbation (flat delta tensor, groups, track)."""
 
     def __init__(self, num_layers: int) -> None:
         self.path = np.zeros(num_layers, np.int64)
         self.noise: torch.Tensor | None = None
+        self.bn: tuple[torch.Tensor, int, bool] | None = None
 
     def noise_for(self, offset: int, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         if self.noise is None:

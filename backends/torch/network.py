@@ -7,11 +7,12 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from rna_core.apart import bn_layout
 from rna_core.controller import PathController
 from rna_core.models import graph as g
 from rna_core.norms import parse_norms
 
-from .layers import NormSlot, PathState, RandomConv, RandomWeight
+from .layers import BatchNorm, NormSlot, PathState, RandomConv, RandomWeight
 
 _PLAIN_BN = parse_norms("bn")
 
@@ -58,6 +59,11 @@ class Network(nn.Module):
         self._state = PathState(graph.num_slots)
         for name, child in graph.root.children:
             self.add_module(name, self._build(child))
+        self.bn_layout = bn_layout(graph, controller.space)
+        offsets = self.bn_layout.offset_of()
+        for name, module in self.named_modules():
+            if isinstance(module, BatchNorm):
+                module.attach(self._state, offsets[name])
 
     def _build(self, node: object) -> nn.Module:
         if isinstance(node, g.Seq):
