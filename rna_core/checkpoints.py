@@ -1,8 +1,9 @@
 """Checkpoints: safetensors weights under canonical names plus a JSON sidecar, written atomically.
 
-A checkpoint ``ckpt-e0007`` in a run directory is two files, ``ckpt-e0007.safetensors`` (model state,
-and optimizer state under ``optimizer.``) and ``ckpt-e0007.json`` (recipe, path space, architecture,
-epoch, RNG states, metric history, the weights' SHA-256). ``latest.json`` names the newest complete
+A checkpoint ``ckpt-e0007`` (after epoch 7) or ``ckpt-e0007-s000200`` (after 200 steps of epoch 7, with the
+epoch's data-stream state so a resumed run replays the same order) in a run directory is two files,
+``<tag>.safetensors`` (model state, and optimizer state under ``optimizer.``) and ``<tag>.json`` (recipe, path
+space, architecture, epoch, RNG states, metric history, the weights' SHA-256). ``latest.json`` names the newest complete
 checkpoint and is replaced last, so a crash at any moment leaves the previous one intact. Nothing is
 ever unpickled.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -50,11 +52,19 @@ def save_checkpoint(run_dir: str | Path, tag: str, model_state: dict[str, np.nda
     sidecar = dict(meta, format=FORMAT, weights=weights.name, sha256=hashlib.sha256(blob).hexdigest())
     atomic_write(run_dir / f"{tag}.json", json.dumps(sidecar, indent=1).encode())
     atomic_write(run_dir / "latest.json", json.dumps({"checkpoint": tag}).encode())
-    tags = sorted(p.stem for p in run_dir.glob("ckpt-*.json"))
+    tags = sorted((p.stem for p in run_dir.glob("ckpt-*.json")), key=_order)
     for old in tags[:-keep] if keep > 0 else []:
         for suffix in (".json", ".safetensors"):
             (run_dir / f"{old}{suffix}").unlink(missing_ok=True)
     return run_dir / f"{tag}.json"
+
+
+def _order(tag: str) -> tuple[int, float]:
+    """Training order of checkpoint tags: ``ckpt-e0003-s000020`` (mid-epoch) before ``ckpt-e0003`` (epoch end)."""
+    m = re.fullmatch(r"ckpt-e(\d+)(?:-s(\d+))?", tag)
+    if m is None:
+        return (-1, 0.0)
+    return (int(m[1]), float(m[2]) if m[2] else float("inf"))
 
 
 def resolve(path: str | Path) -> Path:

@@ -6,6 +6,10 @@ input gradient, the weights and running statistics after one SGD step. For the a
 same random start) it reports the fraction of pixels that differ by more than 1e-6: a sign step flips where a
 gradient component is within rounding of zero, so sign-based attacks agree pixel for pixel except at such ties.
 
+``compare_apart(a, b)`` holds APART's perturbable BN to the same standard: the gradients w.r.t. the parameters
+and the BN perturbation in pass 1 (delta = 0, running statistics updated) and pass 2 (delta = eps sign, groups,
+running statistics untouched), and the weights after one step of SAM, APART and APART-SAM.
+
 ``compare_attacks(a, b)`` runs every other attack on both backends (same weights, path, labels and random
 numbers) and reports, per attack, the fraction of pixels that differ by more than 1e-4, the difference of the
 robust accuracies and the relative difference of the mean L2 perturbation. Attacks with discrete decisions
@@ -18,9 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .algorithms import ALGORITHMS
+from .apart import BNPerturbation, adversarial_delta
 from .attacks import AttackSpec, apgd, apgd_t, cw, deepfool, fgsm, mifgsm, pgd, square
 from .backend import Backend, SGDConfig
 from .classifier import build_classifier
+from .recipes import get_recipe
 
 QUANTITIES = ("logits", "loss", "input_gradient", "sgd_step", "running_stats", "pgd", "fgsm", "mifgsm")
 
@@ -78,6 +85,44 @@ def compare(a: Backend | str, b: Backend | str, norms: str = "bn+in", arch: str 
     stats = [k for k in sa if "running_" in k]
     out["sgd_step"] = max(_rel(sa[k], sb[k]) for k in sa if k not in stats)
     out["running_stats"] = max((_rel(sa[k], sb[k]) for k in stats), default=0.0)
+    return out
+
+
+APART_QUANTITIES = ("delta_grad_pass1", "param_grad_pass1", "running_stats_pass1", "delta_grad_pass2",
+                    "param_grad_pass2", "sam_step", "apart_step", "apart-sam_step")
+
+
+def compare_apart(a: Backend | str, b: Backend | str, norms: str = "bn", arch: str = "small_cnn", width: int = 8,
+                  seed: int = 0, size: int = 16, batch: int = 32, groups: int = 4) -> dict[str, float]:
+    """Largest relative difference per quantity of ``APART_QUANTITIES`` between backends ``a`` and ``b``."""
+    rng = np.random.default_rng(seed)
+    ca, cb = _pair(a, b, norms, arch, width, seed)
+    x = rng.random((batch, 3, size, size), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    out: dict[str, float] = {}
+    zero = BNPerturbation(np.zeros(ca.bn_layout.size), 1, True)
+    with ca.controller.fixed(ca.controller.draw()) as path, cb.controller.fixed(path):
+        grads = []
+        for c in (ca, cb):
+            c.backend.set_training(c.model, True)
+            grads.append(c.backend.gradient(c.model, c.backend.tensor(x), c.backend.tensor(y), zero))
+        states = [c.backend.get_state(c.model) for c in (ca, cb)]
+        theta = BNPerturbation(adversarial_delta(grads[0].delta, 0.1), groups, False)
+        grads2 = [c.backend.gradient(c.model, c.backend.tensor(x), c.backend.tensor(y), theta) for c in (ca, cb)]
+        for tag, (ga, gb) in (("pass1", grads), ("pass2", grads2)):
+            out[f"delta_grad_{tag}"] = _rel(ga.delta, gb.delta)
+            out[f"param_grad_{tag}"] = max(_rel(ca.backend.numpy(u), cb.backend.numpy(v))
+                                           for u, v in zip(ga.params, gb.params, strict=True))
+        out["running_stats_pass1"] = max(_rel(states[0][k], states[1][k]) for k in states[0] if "running_" in k)
+        for method in ("sam", "apart", "apart-sam"):
+            after = []
+            for c in (ca, cb):
+                c.backend.set_state(c.model, states[0])
+                opt = c.backend.make_optimizer(c.model, SGDConfig(0.1, 0.9, 5e-4))
+                ALGORITHMS[method](c, opt, x, y, get_recipe("quick-apart", apart_groups=groups),
+                                   np.random.default_rng(seed + 1))
+                after.append(c.backend.get_state(c.model))
+            out[f"{method}_step"] = max(_rel(after[0][k], after[1][k]) for k in after[0])
     return out
 
 

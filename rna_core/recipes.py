@@ -37,7 +37,9 @@ class Recipe:
     the radius of the BN perturbations, ``apart_ratio`` = N / M the share of the batch in the second pass,
     ``apart_groups`` = n the number of BN groups in that pass, ``sam_rho`` SAM's radius (p = 2). A "standard"
     run is method ``clean``; its 2x budget doubles ``epochs`` (milestones are fractions, so the decay epochs
-    double too). ``eval_attack = None`` evaluates clean accuracy only."""
+    double too). ``eval_attack = None`` evaluates clean accuracy only. ``checkpoint_every`` = k > 0 also writes a
+    checkpoint every k steps inside an epoch (long epochs, preemptible machines); a run resumed from one ends
+    with the weights of an uninterrupted run."""
 
     name: str = "custom"
     dataset: str = "cifar10"
@@ -76,6 +78,7 @@ class Recipe:
     apart_ratio: float = 1.0
     apart_groups: int = 16
     sam_rho: float = 0.05
+    checkpoint_every: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -83,6 +86,8 @@ class Recipe:
             raise ValueError(f"recipe key 'method' must be one of {METHODS}, got {self.method!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"recipe key 'schedule' must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"recipe key 'checkpoint_every' must be >= 0, got {self.checkpoint_every}")
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"recipe key {key!r} must be >= 1, got {getattr(self, key)}")

@@ -21,6 +21,7 @@ from .evaluation import evaluate
 from .recipes import Recipe, get_recipe, lr_at
 
 STREAMS = ("data", "path", "attack", "eval")
+RESUMABLE_CHANGES = ("checkpoint_every",)  # recipe keys that do not change the weights
 
 
 @dataclass
@@ -79,32 +80,53 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
     be = clf.backend
     optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
     history: list[dict] = []
-    start_epoch = 0
+    start_epoch, partial = 0, None
     if has_ckpt:
         state, opt_state, meta = load_checkpoint(run_dir)
         wanted = json.loads(json.dumps(recipe.to_dict()))
-        if meta["recipe"] != wanted:
-            diff = sorted(k for k in wanted if meta["recipe"].get(k) != wanted[k])
+        diff = sorted(k for k in wanted if meta["recipe"].get(k) != wanted[k] and k not in RESUMABLE_CHANGES)
+        if diff:
             raise ValueError(f"cannot resume {run_dir}: recipe differs in {diff}")
         be.set_state(clf.model, state)
         be.set_optimizer_state(optimizer, clf.model, opt_state)
         for name in STREAMS:
             streams[name].bit_generator.state = meta["rng"][name]
         history, start_epoch = meta["history"], meta["epoch"] + 1
+        if "partial" in meta:  # a mid-epoch checkpoint: replay the epoch's data order, skip the steps done
+            start_epoch, partial = meta["epoch"], meta["partial"]
+            streams["data"].bit_generator.state = partial["data_rng"]
     if recipe.method == "ctrw" and not has_ckpt:
         constrain_sigma(clf, recipe)  # start inside the bounds (and at the fixed value for the fixed-std ablations)
     step = ALGORITHMS[recipe.method]
     steps_per_epoch = num_batches(len(train_ds), recipe.batch_size, True)
     if steps_per_epoch == 0:
         raise ValueError(f"{len(train_ds)} training examples do not fill one batch of {recipe.batch_size}")
+
+    def save(epoch: int, inside: dict | None = None) -> None:
+        """A checkpoint after epoch ``epoch``, or inside it (``inside``: steps done, running sums, and the data
+        stream's state at the epoch's start)."""
+        meta = {"recipe": recipe.to_dict(), "arch": clf.arch, "path_space": clf.space.to_dict(),
+                "backend": be.name, "epoch": epoch, "history": history,
+                "rng": {name: rng_state(g) for name, g in streams.items()}}
+        tag = f"ckpt-e{epoch:04d}"
+        if inside is not None:
+            meta["partial"] = inside
+            tag += f"-s{inside['step']:06d}"
+        save_checkpoint(run_dir, tag, be.get_state(clf.model), be.get_optimizer_state(optimizer, clf.model), meta)
+
     for epoch in range(start_epoch, recipe.epochs):
         t0 = time.perf_counter()
-        loss_sum = correct = seen = 0.0
+        data_rng = rng_state(streams["data"])  # the epoch's order and augmentation start here
+        skip = partial["step"] if partial else 0
+        loss_sum, correct, seen = partial["sums"] if partial else (0.0, 0.0, 0.0)
+        partial = None
         bar = tqdm(batches(train_ds, recipe.batch_size, streams["data"], shuffle=True, padding=recipe.crop_padding,
                            flip=recipe.flip, drop_last=True),
                    total=steps_per_epoch, desc=f"{recipe.name} [{recipe.norms}] epoch {epoch + 1}/{recipe.epochs}",
-                   disable=not progress, leave=False)
+                   disable=not progress, leave=False, initial=skip)
         for i, (x, y) in enumerate(bar):
+            if i < skip:  # drawn again (same order, same augmentation), already trained on
+                continue
             lr = lr_at(recipe, epoch, i, steps_per_epoch)
             be.set_lr(optimizer, lr)
             res = step(clf, optimizer, x, y, recipe, streams["attack"])
@@ -112,13 +134,12 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
             correct += res.correct
             seen += res.count
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.3g}")
-        history.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+            if recipe.checkpoint_every and (i + 1) % recipe.checkpoint_every == 0 and i + 1 < steps_per_epoch:
+                save(epoch, {"step": i + 1, "sums": [loss_sum, correct, seen], "data_rng": data_rng})
+        history.append({"epoch": epoch, "lr": lr_at(recipe, epoch, steps_per_epoch - 1, steps_per_epoch),
+                        "train_loss": loss_sum / seen, "train_acc": correct / seen,
                         "seconds": time.perf_counter() - t0})
-        meta = {"recipe": recipe.to_dict(), "arch": clf.arch, "path_space": clf.space.to_dict(),
-                "backend": be.name, "epoch": epoch, "history": history,
-                "rng": {name: rng_state(g) for name, g in streams.items()}}
-        save_checkpoint(run_dir, f"ckpt-e{epoch:04d}", be.get_state(clf.model),
-                               be.get_optimizer_state(optimizer, clf.model), meta)
+        save(epoch)
     result = TrainResult(recipe, run_dir, resolve(run_dir), history, classifier=clf)
     if evaluate_at_end:
         result.final = evaluate(clf, test_ds, _attacks(recipe), recipe.eval_protocol, recipe.eval_eot,

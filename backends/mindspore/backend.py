@@ -34,7 +34,11 @@ class MindSporeBackend(Backend):
         if mode not in MODES:
             raise ValueError(f"mindspore mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
-        ms.set_device(device)
+        try:
+            ms.set_device(device)
+        except RuntimeError:  # the runtime already runs (kernels executed): fine if it is that device
+            if ms.get_context("device_target") != device:
+                raise
         self._fns: dict[tuple[int, str], Any] = {}
 
     def _compile(self, fn):

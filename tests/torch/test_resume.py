@@ -1,0 +1,57 @@
+"""A run killed with SIGKILL resumes from its last checkpoint and ends with exactly the weights, optimizer state
+and random streams of an uninterrupted run (mid-epoch checkpoints included)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import rna_core
+from rna_core.checkpoints import load_checkpoint
+
+TINY = {"arch": "small_cnn", "width": 4, "train_samples": 512, "batch_size": 16, "epochs": 2, "eval_samples": 32,
+        "train_attack.steps": 2, "eval_attack.steps": 2, "eval_eot": 2, "checkpoint_every": 4}
+
+
+def _cli_args(out):
+    sets = [f"{k}={json.dumps(v)}" for k, v in TINY.items()]
+    return [sys.executable, "-m", "rna_core.cli", "train", "--recipe", "quick", "--out", str(out), "--quiet",
+            *[a for s in sets for a in ("--set", s)]]
+
+
+def _kill_when(run_dir, proc, ready) -> str:
+    """SIGKILL ``proc`` as soon as latest.json names a checkpoint for which ``ready(tag)`` holds."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        latest = run_dir / "latest.json"
+        if latest.is_file():
+            tag = json.loads(latest.read_text())["checkpoint"]
+            if ready(tag):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return tag
+        assert proc.poll() is None, "the run finished before it could be killed: make it longer"
+        time.sleep(0.005)
+    raise TimeoutError("no checkpoint appeared")
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    full = rna_core.train("quick", "torch", tmp_path / "full", progress=False, **TINY)
+    a, opt_a, meta_a = load_checkpoint(full.run_dir)
+    points = {"mid-epoch": lambda t: t.startswith("ckpt-e0001-s"), "epoch-end": lambda t: t == "ckpt-e0000"}
+    for name, ready in points.items():
+        run = tmp_path / name
+        proc = subprocess.Popen(_cli_args(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        killed_at = _kill_when(run, proc, ready)
+        assert proc.returncode == -signal.SIGKILL and not (run / "metrics.json").exists()
+        resumed = rna_core.train("quick", "torch", run, resume=True, progress=False, **TINY)
+        b, opt_b, meta_b = load_checkpoint(resumed.run_dir)
+        assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a), f"weights differ ({killed_at})"
+        assert all(np.array_equal(opt_a[k], opt_b[k]) for k in opt_a), f"momentum differs ({killed_at})"
+        assert meta_a["rng"] == meta_b["rng"] and resumed.final == full.final
+        assert [h["train_loss"] for h in meta_a["history"]] == [h["train_loss"] for h in meta_b["history"]]
