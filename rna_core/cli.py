@@ -181,7 +181,7 @@ def cmd_apart_report(args) -> int:
 
 def cmd_parity(args) -> int:
     """Largest relative difference per quantity and normalization type between two backends."""
-    from .parity import QUANTITIES, compare, compare_attacks
+    from .parity import APART_QUANTITIES, QUANTITIES, compare, compare_apart, compare_attacks
     from .registry import get_backend
 
     other = get_backend("mindspore", mode=args.mode) if args.against == "mindspore" else args.against
@@ -189,6 +189,10 @@ def cmd_parity(args) -> int:
     print(f"| norms | {' | '.join(QUANTITIES)} |\n|" + "---|" * (len(QUANTITIES) + 1))
     for norms, d in rows.items():
         print(f"| {norms} | " + " | ".join(f"{d[q]:.1e}" for q in QUANTITIES) + " |")
+    if args.apart:
+        d = compare_apart("torch", other)
+        print(f"\n| APART (small_cnn, bn) | {' | '.join(APART_QUANTITIES)} |\n|" + "---|" * (len(APART_QUANTITIES) + 1))
+        print("| relative difference | " + " | ".join(f"{d[q]:.1e}" for q in APART_QUANTITIES) + " |")
     if args.attacks:
         print("\n| attack | pixels differing > 1e-4 | robust accuracy difference | mean L2 relative difference |\n"
               "|---|---|---|---|")
@@ -284,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     pa.add_argument("--norms", default="bn,bgn:2,in,gn:2,ln,bn+in")
     pa.add_argument("--attacks", action="store_true",
                     help="also run CW, DeepFool, APGD-CE/DLR/T, Square and PGD-L2 on both (small_cnn, bn+in)")
+    pa.add_argument("--apart", action="store_true",
+                    help="also compare APART's two passes and one SAM / APART / APART-SAM step (small_cnn, bn)")
     pa.set_defaults(fn=cmd_parity)
     r = sub.add_parser("recipes", help="list built-in recipes")
     r.set_defaults(fn=cmd_recipes)
