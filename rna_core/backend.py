@@ -16,6 +16,7 @@ import numpy as np
 from .apart import BNPerturbation
 from .attacks import AttackSpec
 from .controller import PathController
+from .distributed import World
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class Backend(ABC):
         for k, shape in shapes.items():
             if tuple(state[k].shape) != tuple(shape):
                 raise ValueError(f"shape of {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(shape)}")
+
+    def world(self) -> World:
+        """The data-parallel world this process belongs to (one process unless a launcher started several);
+        a backend that supports data parallelism joins its process group here, on the first call."""
+        return World()
 
     @abstractmethod
     def seed(self, seed: int) -> None:

@@ -62,7 +62,9 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
           resume: bool = False, progress: bool = True, evaluate_at_end: bool = True, **overrides) -> TrainResult:
     """Train ``recipe`` (a name from ``RECIPES`` or a Recipe; ``overrides`` replace its fields) on ``backend``.
 
-    Checkpoints go to ``out_dir`` after every epoch; ``resume=True`` continues from its latest checkpoint
+    Under ``torchrun`` / ``msrun`` every process runs this function: data parallel, one path per step for all
+    ranks, rank 0 writing checkpoints and metrics (``rna_core.distributed``). Checkpoints go to ``out_dir`` after
+    every epoch (and every ``checkpoint_every`` steps); ``resume=True`` continues from its latest checkpoint
     (same recipe required) and ends with the weights an uninterrupted run would have. At the end the test
     split is evaluated (clean and ``recipe.eval_attack`` under every protocol); the result is also written
     to ``out_dir/metrics.json``. The checkpoint is the last epoch's: nothing is selected on test data.
@@ -78,6 +80,8 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
     clf = build_classifier(_arch(recipe, train_ds), recipe.norms, recipe.layer_free, backend, streams["path"],
                            recipe.seed)
     be = clf.backend
+    world = be.world()  # data parallel under torchrun / msrun: see rna_core.distributed
+    progress = progress and world.is_main
     optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
     history: list[dict] = []
     start_epoch, partial = 0, None
@@ -112,7 +116,9 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
         if inside is not None:
             meta["partial"] = inside
             tag += f"-s{inside['step']:06d}"
-        save_checkpoint(run_dir, tag, be.get_state(clf.model), be.get_optimizer_state(optimizer, clf.model), meta)
+        if world.is_main:
+            save_checkpoint(run_dir, tag, be.get_state(clf.model), be.get_optimizer_state(optimizer, clf.model),
+                            meta)
 
     for epoch in range(start_epoch, recipe.epochs):
         t0 = time.perf_counter()
@@ -129,7 +135,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
                 continue
             lr = lr_at(recipe, epoch, i, steps_per_epoch)
             be.set_lr(optimizer, lr)
-            res = step(clf, optimizer, x, y, recipe, streams["attack"])
+            res = step(clf, optimizer, *world.shard(x, y), recipe, streams["attack"])
             loss_sum += res.loss * res.count
             correct += res.correct
             seen += res.count
@@ -140,6 +146,8 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
                         "train_loss": loss_sum / seen, "train_acc": correct / seen,
                         "seconds": time.perf_counter() - t0})
         save(epoch)
+    if not world.is_main:  # rank 0 writes the checkpoints and evaluates
+        return TrainResult(recipe, run_dir, run_dir / "latest.json", history, classifier=clf)
     result = TrainResult(recipe, run_dir, resolve(run_dir), history, classifier=clf)
     if evaluate_at_end:
         result.final = evaluate(clf, test_ds, _attacks(recipe), recipe.eval_protocol, recipe.eval_eot,

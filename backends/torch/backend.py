@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 import numpy as np
@@ -12,6 +13,7 @@ from rna_core.apart import BNPerturbation
 from rna_core.attacks import AttackSpec
 from rna_core.backend import Backend, Capabilities, Gradient, SGDConfig, StepResult
 from rna_core.controller import PathController
+from rna_core.distributed import World
 
 from . import attacks
 from .network import Network
@@ -23,8 +25,43 @@ class TorchBackend(Backend):
 
     def __init__(self, device: str = "auto") -> None:
         if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        self._world: World | None = None
+        self._ddp: dict[int, torch.nn.parallel.DistributedDataParallel] = {}
+
+    def world(self) -> World:
+        """Under torchrun (WORLD_SIZE > 1) join the process group: NCCL on CUDA, gloo on CPU."""
+        if self._world is None:
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                import torch.distributed as dist
+
+                if not dist.is_initialized():
+                    dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+                self._world = World(dist.get_rank(), dist.get_world_size())
+            else:
+                self._world = World()
+        return self._world
+
+    def _parallel(self, model: Network) -> torch.nn.Module:
+        """The DDP wrapper of ``model`` in a multi-process world (built once; it averages gradients in backward),
+        else the model. Unselected RNA candidates get no gradient on any rank (all ranks run the same path)."""
+        if self.world().size == 1:
+            return model
+        if id(model) not in self._ddp:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp[id(model)] = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=ids, find_unused_parameters=model.controller.space.is_random)
+        return self._ddp[id(model)]
+
+    def _all_reduce_mean(self, tensors: list[torch.Tensor | None]) -> None:
+        if self.world().size > 1:
+            import torch.distributed as dist
+
+            for t in tensors:
+                if t is not None:
+                    dist.all_reduce(t)
+                    t /= self.world().size
 
     def seed(self, seed: int) -> None:
         torch.manual_seed(seed)
@@ -83,7 +120,7 @@ class TorchBackend(Backend):
             optimizer.state[params[name]]["momentum_buffer"] = self.tensor(np.asarray(value))
 
     def train_step(self, model: Network, optimizer: torch.optim.SGD, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        out = model(x)
+        out = self._parallel(model)(x)
         loss = F.cross_entropy(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -113,7 +150,9 @@ class TorchBackend(Backend):
             out = model(x)
             loss = F.cross_entropy(out, y)
             *grads, g_delta = torch.autograd.grad(loss, [*params, delta], allow_unused=True)
-        g_delta = np.zeros(delta.shape, np.float32) if g_delta is None else self.numpy(g_delta)
+        g_delta = torch.zeros_like(delta) if g_delta is None else g_delta
+        self._all_reduce_mean([*grads, g_delta])  # data parallel: the global batch's mean gradient
+        g_delta = self.numpy(g_delta)
         return Gradient(grads, g_delta, float(loss.detach()), int((out.argmax(1) == y).sum()), len(y))
 
     def apply_gradient(self, model: Network, optimizer: torch.optim.SGD, terms: list[tuple[float, Gradient]]) -> None:
