@@ -19,6 +19,7 @@ from .data import load_dataset
 from .data.loader import batches, num_batches
 from .evaluation import evaluate
 from .recipes import Recipe, get_recipe, lr_at
+from .registry import get_backend
 
 STREAMS = ("data", "path", "attack", "eval")
 RESUMABLE_CHANGES = ("checkpoint_every",)  # recipe keys that do not change the weights
@@ -77,10 +78,10 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
     train_ds, test_ds = _datasets(recipe)
     seeds = np.random.SeedSequence(recipe.seed).spawn(len(STREAMS))
     streams = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
-    clf = build_classifier(_arch(recipe, train_ds), recipe.norms, recipe.layer_free, backend, streams["path"],
+    be = get_backend(backend)
+    world = be.world()  # data parallel under torchrun / msrun (rna_core.distributed); joined before any model exists
+    clf = build_classifier(_arch(recipe, train_ds), recipe.norms, recipe.layer_free, be, streams["path"],
                            recipe.seed)
-    be = clf.backend
-    world = be.world()  # data parallel under torchrun / msrun: see rna_core.distributed
     progress = progress and world.is_main
     optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
     history: list[dict] = []

@@ -9,6 +9,7 @@ gradient (``stat`` = 1 until the first step), w -= lr * buffer. The parity tests
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import mindspore as ms
@@ -19,6 +20,7 @@ from rna_core.apart import BNPerturbation
 from rna_core.attacks import AttackSpec
 from rna_core.backend import Backend, Capabilities, Gradient, SGDConfig, StepResult
 from rna_core.controller import PathController
+from rna_core.distributed import World
 
 from . import attacks
 from .network import Network
@@ -40,6 +42,28 @@ class MindSporeBackend(Backend):
             if ms.get_context("device_target") != device:
                 raise
         self._fns: dict[tuple[int, str], Any] = {}
+        self._world: World | None = None
+
+    def world(self) -> World:
+        """Under msrun (MS_WORKER_NUM) or a rank-table launch (RANK_SIZE > 1): ``init()`` the communication
+        group and train DATA_PARALLEL with the gradient mean (``nn.DistributedGradReducer`` in every step)."""
+        if self._world is None:
+            if int(os.environ.get("MS_WORKER_NUM", os.environ.get("RANK_SIZE", "1"))) > 1:
+                from mindspore.communication import get_group_size, get_rank, init
+
+                init()
+                ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
+                self._world = World(get_rank(), get_group_size())
+            else:
+                self._world = World()
+        return self._world
+
+    def _reducer(self, params):
+        """Identity in one process; the mean over ranks of every gradient in a data-parallel world."""
+        size = self.world().size
+        if size == 1:
+            return lambda grads: grads
+        return nn.DistributedGradReducer(params, mean=True, degree=size)
 
     def _compile(self, fn):
         return ms.jit(fn) if self.mode == "graph" else fn
@@ -125,10 +149,11 @@ class MindSporeBackend(Backend):
                     return ops.cross_entropy(logits, y), logits
 
                 grad_fn = ms.value_and_grad(loss_fn, None, optimizer.parameters, has_aux=True)
+                reduce = self._reducer(optimizer.parameters)
 
                 def step(x, y, path):
                     (loss, logits), grads = grad_fn(x, y, path)
-                    optimizer(grads)
+                    optimizer(reduce(grads))
                     return loss, logits
 
                 self._fns[key] = self._compile(step)
@@ -155,8 +180,7 @@ class MindSporeBackend(Backend):
                 self._fns[key] = self._compile(forward)
         return self._fns[key]
 
-    @staticmethod
-    def _perturbed_fn(model: Network, kind: str):
+    def _perturbed_fn(self, model: Network, kind: str):
         """``grad:G:T`` / ``forward:G:T``: a pass whose BN layers run Eq. 3 with G groups, tracking iff T; the
         constants are baked into the draw tuple so each (G, T) compiles once."""
         what, groups, track = kind.split(":")
@@ -172,7 +196,17 @@ class MindSporeBackend(Backend):
             logits = forward(x, draw, delta)
             return ops.cross_entropy(logits, y), logits
 
-        return ms.value_and_grad(loss_fn, 3, model.trainable_params(), has_aux=True)
+        grad_fn = ms.value_and_grad(loss_fn, 3, model.trainable_params(), has_aux=True)
+        if self.world().size == 1:
+            return grad_fn
+        reduce, size = self._reducer(model.trainable_params()), self.world().size
+        mean_delta = ops.AllReduce()
+
+        def reduced(x, y, draw, delta):
+            out, (g_delta, grads) = grad_fn(x, y, draw, delta)
+            return out, (mean_delta(g_delta) / size, reduce(grads))
+
+        return reduced
 
     @staticmethod
     def _delta(model: Network, bn: BNPerturbation, batch: int) -> Tensor:

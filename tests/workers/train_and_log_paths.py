@@ -5,7 +5,6 @@ usage: train_and_log_paths.py BACKEND OUT RECIPE_JSON
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -24,10 +23,9 @@ def main() -> None:
         return d
 
     PathController.next_draw = logged
-    be = rna_core.get_backend("mindspore", mode="graph") if backend == "mindspore" else backend
+    be = rna_core.get_backend("mindspore", mode="graph") if backend == "mindspore" else rna_core.get_backend(backend)
     rna_core.train("quick", be, out, progress=False, evaluate_at_end=False, **overrides)
-    rank = os.environ.get("RANK", os.environ.get("RANK_ID", "0"))
-    (out / f"paths-{rank}.json").write_text(json.dumps(seen))
+    (out / f"paths-{be.world().rank}.json").write_text(json.dumps(seen))
 
 
 if __name__ == "__main__":
