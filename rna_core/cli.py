@@ -35,11 +35,15 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _backend_arg(args) -> object:
-    if args.device in (None, "auto"):
+    """The backend named by --backend, with --device (and --mode for MindSpore) when given."""
+    options = {} if args.device in (None, "auto") else {"device": args.device}
+    if args.backend == "mindspore":
+        options["mode"] = args.mode
+    if not options:
         return args.backend
     from .registry import get_backend
 
-    return get_backend(args.backend, device=args.device)
+    return get_backend(args.backend, **options)
 
 
 def cmd_train(args) -> int:
@@ -213,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def common(sp, out: bool = True):
         sp.add_argument("--backend", default="torch", help="torch (default) or mindspore")
-        sp.add_argument("--device", default=None, help="backend device, e.g. cpu or cuda (default: auto)")
+        sp.add_argument("--device", default=None, help="backend device: cpu or cuda (torch), CPU, GPU or Ascend "
+                                                       "(MindSpore); default: auto / CPU")
+        sp.add_argument("--mode", default="graph", choices=["graph", "pynative"],
+                        help="MindSpore execution mode (default graph: compiled once, fastest)")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
         if out:
             sp.add_argument("--recipe", default="quick", help=f"one of {sorted(RECIPES)}")

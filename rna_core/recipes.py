@@ -39,7 +39,9 @@ class Recipe:
     run is method ``clean``; its 2x budget doubles ``epochs`` (milestones are fractions, so the decay epochs
     double too). ``eval_attack = None`` evaluates clean accuracy only. ``checkpoint_every`` = k > 0 also writes a
     checkpoint every k steps inside an epoch (long epochs, preemptible machines); a run resumed from one ends
-    with the weights of an uninterrupted run."""
+    with the weights of an uninterrupted run. ``init_checkpoint`` starts from the weights of another rna-core
+    checkpoint (e.g. a BN model: its names are a subset of an RNA model's, so every BN candidate and every other
+    layer is initialised from it; entries of another shape, such as a new classifier head, keep their init)."""
 
     name: str = "custom"
     dataset: str = "cifar10"
@@ -79,6 +81,7 @@ class Recipe:
     apart_groups: int = 16
     sam_rho: float = 0.05
     checkpoint_every: int = 0
+    init_checkpoint: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:

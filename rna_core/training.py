@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,19 @@ def _attacks(recipe: Recipe) -> list[AttackSpec]:
     return [] if recipe.eval_attack is None else [recipe.eval_attack]
 
 
+def _initialise(clf: Classifier, checkpoint: str, verbose: bool) -> None:
+    """Copy every entry of ``checkpoint`` whose name and shape the model has (a pretrained start)."""
+    source, _, _ = load_checkpoint(checkpoint)
+    state = clf.backend.get_state(clf.model)
+    taken = {k: v for k, v in source.items() if k in state and v.shape == state[k].shape}
+    if not taken:
+        raise ValueError(f"init_checkpoint {checkpoint} shares no parameter (name and shape) with this model")
+    clf.backend.set_state(clf.model, {**state, **taken})
+    if verbose:
+        print(f"rna-core: initialised {len(taken)} of {len(state)} entries from {checkpoint}; "
+              f"{len(source) - len(taken)} of its entries unused", file=sys.stderr)
+
+
 def default_run_dir(recipe: Recipe) -> Path:
     return Path("runs") / f"{recipe.name}-{recipe.norms.replace('+', '_').replace('@', 's').replace(':', '')}" \
         f"-{recipe.method}-seed{recipe.seed}"
@@ -100,6 +114,8 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
         if "partial" in meta:  # a mid-epoch checkpoint: replay the epoch's data order, skip the steps done
             start_epoch, partial = meta["epoch"], meta["partial"]
             streams["data"].bit_generator.state = partial["data_rng"]
+    if recipe.init_checkpoint and not has_ckpt:
+        _initialise(clf, recipe.init_checkpoint, world.is_main)
     if recipe.method == "ctrw" and not has_ckpt:
         constrain_sigma(clf, recipe)  # start inside the bounds (and at the fixed value for the fixed-std ablations)
     step = ALGORITHMS[recipe.method]

@@ -1,5 +1,8 @@
 """The MindSpore implementation of ``rna_core.backend.Backend`` (PyNative, or GRAPH_MODE through ``ms.jit``).
 
+On Ascend the operator precision mode is ``RNA_ASCEND_PRECISION_MODE`` (default ``must_keep_origin_dtype``: the
+float32 the parity tests hold to; ``ascend/env.sh`` explains the faster modes).
+
 The draw of every forward (RNA path, CTRW noise) comes from the core's controller and is passed to the network
 as tensors, so a compiled graph is reused for every path and noise. The optimizer is MindSpore's fused SGD,
 which matches torch.optim.SGD here: g = grad + wd * w on every parameter (its filter skips only names
@@ -36,11 +39,15 @@ class MindSporeBackend(Backend):
         if mode not in MODES:
             raise ValueError(f"mindspore mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
+        device_id = os.environ.get("DEVICE_ID")  # set per worker by ascend/launch_rank_table.sh
         try:
-            ms.set_device(device)
+            ms.set_device(device, int(device_id)) if device_id and device != "CPU" else ms.set_device(device)
         except RuntimeError:  # the runtime already runs (kernels executed): fine if it is that device
             if ms.get_context("device_target") != device:
                 raise
+        if device == "Ascend":  # keep float32 (parity) unless ascend/env.sh trades it for speed
+            ms.device_context.ascend.op_precision.precision_mode(
+                os.environ.get("RNA_ASCEND_PRECISION_MODE", "must_keep_origin_dtype"))
         self._fns: dict[tuple[int, str], Any] = {}
         self._world: World | None = None
 
