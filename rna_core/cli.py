@@ -48,8 +48,12 @@ def _backend_arg(args) -> object:
 
 def cmd_train(args) -> int:
     recipe = get_recipe(args.recipe, **_overrides(args.set))
-    res = train(recipe, _backend_arg(args), args.out, resume=args.resume, progress=not args.quiet)
-    print(json.dumps({"checkpoint": str(res.checkpoint), "history": res.history, "test": res.final}, indent=1))
+    from .registry import get_backend
+
+    backend = get_backend(_backend_arg(args))
+    res = train(recipe, backend, args.out, resume=args.resume, progress=not args.quiet)
+    if backend.world().is_main:  # under torchrun / msrun the other ranks stay quiet
+        print(json.dumps({"checkpoint": str(res.checkpoint), "history": res.history, "test": res.final}, indent=1))
     return 0
 
 

@@ -41,7 +41,10 @@ class MindSporeBackend(Backend):
         self.mode = mode
         device_id = os.environ.get("DEVICE_ID")  # set per worker by ascend/launch_rank_table.sh
         try:
-            ms.set_device(device, int(device_id)) if device_id and device != "CPU" else ms.set_device(device)
+            if device_id and device != "CPU":
+                ms.set_device(device, int(device_id))
+            else:
+                ms.set_device(device)
         except RuntimeError:  # the runtime already runs (kernels executed): fine if it is that device
             if ms.get_context("device_target") != device:
                 raise
