@@ -88,6 +88,12 @@ class Backend(ABC):
         """Instantiate a ``rna_core.models`` graph; its forward takes its path from ``controller``."""
 
     @abstractmethod
+    def sync_batch_norm(self, model: Any) -> None:
+        """SyncBN: in a data-parallel world every BN layer of ``model`` normalizes (and tracks) training batches
+        with the statistics of the global batch (sums all-reduced across ranks, gradient included); a no-op
+        in one process. APART's perturbed passes keep per-rank (per-group) statistics."""
+
+    @abstractmethod
     def tensor(self, array: np.ndarray) -> Any:
         """numpy -> framework tensor on the backend's device."""
 

@@ -97,6 +97,8 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
     clf = build_classifier(_arch(recipe, train_ds), recipe.norms, recipe.layer_free, be, streams["path"],
                            recipe.seed)
     progress = progress and world.is_main
+    if recipe.sync_bn:
+        be.sync_batch_norm(clf.model)
     optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
     history: list[dict] = []
     start_epoch, partial = 0, None

@@ -26,6 +26,7 @@ from rna_core.controller import PathController
 from rna_core.distributed import World
 
 from . import attacks
+from .layers import BatchGroupNorm
 from .network import Network
 
 MODES = ("pynative", "graph")
@@ -90,6 +91,16 @@ class MindSporeBackend(Backend):
 
     def build_model(self, graph, controller: PathController) -> Network:
         return Network(graph, controller)
+
+    def sync_batch_norm(self, model: Network) -> None:
+        if self.world().size == 1:
+            return
+        if self._fns:
+            raise RuntimeError("enable SyncBN before the first compiled step")
+        offsets = model.bn_layout.offset_of()
+        for name, cell in model.cells_and_names():
+            if isinstance(cell, BatchGroupNorm) and name in offsets:
+                cell.synchronize(self.world().size)
 
     def tensor(self, array: np.ndarray) -> Tensor:
         array = np.ascontiguousarray(array)

@@ -48,6 +48,13 @@ class BatchGroupNorm(_Affine):
         self.running_mean = Parameter(Tensor(ops.zeros(groups, ms.float32)), name="running_mean", requires_grad=False)
         self.running_var = Parameter(Tensor(ops.ones(groups, ms.float32)), name="running_var", requires_grad=False)
         self.offset = -1
+        self.sync = False  # SyncBN across the data-parallel world (set before compiling)
+        self.world_size = 1
+        self.all_reduce = None
+
+    def synchronize(self, world_size: int) -> None:
+        """Normalize training batches with global-batch statistics (``construct`` all-reduces the sums)."""
+        self.sync, self.world_size, self.all_reduce = True, world_size, ops.AllReduce()
 
     def _track(self, mean, var, count: int):
         ops.assign(self.running_mean, (1 - MOMENTUM) * self.running_mean + MOMENTUM * ops.stop_gradient(mean))
@@ -76,7 +83,12 @@ class BatchGroupNorm(_Affine):
         n, c, h, w = x.shape
         g = self.groups
         xg = x.reshape(n, g, c // g, h, w).transpose(1, 0, 2, 3, 4).reshape(g, -1)
-        if self.training:
+        if self.training and self.sync:  # SyncBN: sums over the global batch (AllReduce has a gradient)
+            count = xg.shape[1] * self.world_size
+            mean = self.all_reduce(xg.sum(axis=1)) / count
+            var = self.all_reduce(((xg - mean.reshape(g, 1)) ** 2).sum(axis=1)) / count
+            self._track(mean, var, count)
+        elif self.training:
             mean = xg.mean(axis=1)
             var = ((xg - mean.reshape(g, 1)) ** 2).mean(axis=1)
             self._track(mean, var, xg.shape[1])

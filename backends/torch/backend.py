@@ -69,6 +69,9 @@ class TorchBackend(Backend):
     def build_model(self, graph, controller: PathController) -> Network:
         return Network(graph, controller).to(self.device)
 
+    def sync_batch_norm(self, model: Network) -> None:
+        model._state.sync = self.world().size > 1
+
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 

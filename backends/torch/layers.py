@@ -57,8 +57,29 @@ class BatchNorm(_Affine):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._state is not None and self._state.bn is not None:
             return self.perturbed(x, *self._state.bn)
+        if self.training and self._state is not None and self._state.sync:
+            return self.synchronized(x)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training, MOMENTUM, EPS)
+
+    def synchronized(self, x: torch.Tensor) -> torch.Tensor:
+        """Training-mode BN over the global batch: mu = all-reduced sum / n, then the biased var = all-reduced
+        sum of (x - mu)^2 / n (two reductions, numerically as stable as one-process BN; both carry gradients);
+        running statistics with n / (n - 1)."""
+        import torch.distributed as dist
+        from torch.distributed.nn.functional import all_reduce
+
+        count = x.numel() // x.shape[1] * dist.get_world_size()
+        mean = all_reduce(x.sum((0, 2, 3))) / count
+        centred = x - mean.view(1, -1, 1, 1)
+        var = all_reduce((centred * centred).sum((0, 2, 3))) / count
+        with torch.no_grad():
+            self.running_mean.lerp_(mean.detach(), MOMENTUM)
+            self.running_var.lerp_(var.detach() * (count / max(count - 1, 1)), MOMENTUM)
+        y = centred * torch.rsqrt(var.view(1, -1, 1, 1) + EPS)
+        if self.weight is not None:
+            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return y
 
     def perturbed(self, x: torch.Tensor, delta: torch.Tensor, groups: int, track: bool) -> torch.Tensor:
         """Eq. 3, gamma (1 + d_sigma) (x - (1 + d_mu) mu_hat) / sigma_hat + beta, with mu_hat, sigma_hat^2 the
@@ -138,6 +159,7 @@ class PathState:
         self.path = np.zeros(num_layers, np.int64)
         self.noise: torch.Tensor | None = None
         self.bn: tuple[torch.Tensor, int, bool] | None = None
+        self.sync = False  # SyncBN across the data-parallel world
 
     def noise_for(self, offset: int, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         if self.noise is None:

@@ -25,6 +25,7 @@ def main() -> None:
     PathController.next_draw = logged
     be = rna_core.get_backend("mindspore", mode="graph") if backend == "mindspore" else rna_core.get_backend(backend)
     rna_core.train("quick", be, out, progress=False, evaluate_at_end=False, **overrides)
+    out.mkdir(parents=True, exist_ok=True)  # rank 0 creates it with its first checkpoint, maybe not yet
     (out / f"paths-{be.world().rank}.json").write_text(json.dumps(seen))
 
 
