@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .apart import BNPerturbation, adversarial_delta, second_pass_size
-from .backend import StepResult
+from .backend import Gradient, StepResult
 from .classifier import Classifier
 from .constraints import constrain
 from .evaluation import craft
@@ -79,7 +79,7 @@ def step_ctrw(clf: Classifier, optimizer, x: np.ndarray, y: np.ndarray, recipe: 
     return result
 
 
-def _sam_scale(clf: Classifier, grad, rho: float) -> float:
+def _sam_scale(clf: Classifier, grad: Gradient, rho: float) -> float:
     """Eq. 7 with p = q = 2: delta_hat = rho g / ||g||_2, i.e. w + scale * g with scale = rho / ||g||_2."""
     return rho / (clf.backend.grad_norm(grad) + 1e-12)
 
@@ -105,7 +105,8 @@ def step_apart(clf: Classifier, optimizer, x: np.ndarray, y: np.ndarray, recipe:
 
     1. pass 1 over D with theta = 0 (running statistics updated as in standard training): g_phi (parameters)
        and g_theta (the BN perturbations) from one backward (Eq. 4);
-    2. theta = eps sign(g_theta) (line 5);
+    2. theta = eps sign(g_theta) (line 5); g_theta is taken at a fresh zero vector in every step, so nothing
+       accumulates across steps;
     3. N = ratio * M samples S drawn at random from D (a random permutation, so the interleaved groups
        S_1..S_n are random too); pass 2 over S with theta and BN statistics per group, running statistics
        untouched: h_phi = (1/n) sum_j E_{S_j} grad_phi L = E_S grad_phi L (equal group sizes);

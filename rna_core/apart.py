@@ -47,22 +47,6 @@ class BNLayout:
     def offset_of(self) -> dict[str, int]:
         return dict(zip(self.names, self.offsets, strict=True))
 
-    def split(self, delta: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """name -> (d_mu, d_sigma) views of a flat vector."""
-        delta = self.check(delta)
-        return {n: (delta[o:o + c], delta[o + c:o + 2 * c])
-                for n, c, o in zip(self.names, self.channels, self.offsets, strict=True)}
-
-    def join(self, parts: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        """The flat vector of per-layer (d_mu, d_sigma)."""
-        missing = sorted(set(self.names) - set(parts))
-        if missing:
-            raise ValueError(f"perturbation missing for BN layers {missing[:5]}")
-        out = np.zeros(self.size, np.float32)
-        for n, c, o in zip(self.names, self.channels, self.offsets, strict=True):
-            out[o:o + c], out[o + c:o + 2 * c] = parts[n]
-        return out
-
     def check(self, delta: np.ndarray) -> np.ndarray:
         delta = np.asarray(delta, np.float32)
         if delta.shape != (self.size,):

@@ -29,13 +29,11 @@ def test_layout_lists_bn_candidates_in_graph_order():
     assert bn_layout(wrn, PathSpace.uniform("in", wrn.num_slots)).names == ("norm.bn",)
 
 
-def test_split_and_join_round_trip_and_check_shapes():
+def test_layout_offsets_and_shape_check():
     graph = models.create("small_cnn", num_classes=10, width=4)
     layout = bn_layout(graph, PathSpace.uniform("bn", graph.num_slots))
-    delta = np.arange(layout.size, dtype=np.float32)
-    parts = layout.split(delta)
-    assert parts["norm1.bn"][1][0] == 4  # d_sigma follows the C entries of d_mu
-    np.testing.assert_array_equal(layout.join(parts), delta)
+    assert layout.offset_of() == {"norm1.bn": 0, "layer1.0.norm.bn": 8, "layer2.0.norm.bn": 16,
+                                  "layer2.1.norm.bn": 32}  # [d_mu (C), d_sigma (C)] per layer
     with pytest.raises(ValueError, match=f"shape \\({layout.size},\\)"):
         layout.check(np.zeros(3))
 
