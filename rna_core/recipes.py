@@ -110,6 +110,9 @@ class Recipe:
             raise ValueError(f"recipe key 'apart_groups' must be >= 1, got {self.apart_groups}")
         if self.method in ("apart", "apart-sam"):
             second_pass_size(self.batch_size, self.apart_ratio, self.apart_groups)
+        if self.sync_bn and self.method in ("sam", "apart", "apart-sam"):
+            raise ValueError(f"recipe key 'sync_bn' is not supported with method {self.method!r}: its passes "
+                             "compute Eq. 3 with each rank's own batch statistics (APART's groups are per rank)")
         if not 0 <= self.sigma_lower <= self.sigma_upper:
             raise ValueError(f"recipe keys need 0 <= sigma_lower <= sigma_upper, got {self.sigma_lower}, "
                              f"{self.sigma_upper}")

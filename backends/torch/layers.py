@@ -83,23 +83,75 @@ class BatchNorm(_Affine):
 
     def perturbed(self, x: torch.Tensor, delta: torch.Tensor, groups: int, track: bool) -> torch.Tensor:
         """Eq. 3, gamma (1 + d_sigma) (x - (1 + d_mu) mu_hat) / sigma_hat + beta, with mu_hat, sigma_hat^2 the
-        biased batch statistics of each of ``groups`` interleaved groups (sample i in group i mod groups)."""
+        biased batch statistics of each of ``groups`` interleaved groups (sample i in group i mod groups);
+        computed by ``_PerturbedBN`` (analytic backward, gradients through the batch statistics)."""
         if not self.training:
             raise RuntimeError("an APART BN perturbation needs training mode (batch statistics)")
         n, c, h, w = x.shape
-        xg = x.view(n // groups, groups, c, h, w)
-        var, mean = torch.var_mean(xg, dim=(0, 3, 4), keepdim=True, correction=0)
+        gamma = torch.ones(c, dtype=x.dtype, device=x.device) if self.weight is None else self.weight
+        beta = torch.zeros(c, dtype=x.dtype, device=x.device) if self.bias is None else self.bias
+        d_mu, d_sigma = delta[self.offset:self.offset + c], delta[self.offset + c:self.offset + 2 * c]
+        y, mean, var = _PerturbedBN.apply(x, gamma, beta, d_mu, d_sigma, groups)
         if track:
             count = n * h * w
             with torch.no_grad():
-                self.running_mean.lerp_(mean.detach().view(c), MOMENTUM)
-                self.running_var.lerp_(var.detach().view(c) * (count / max(count - 1, 1)), MOMENTUM)
-        d_mu = delta[self.offset:self.offset + c].view(1, 1, c, 1, 1)
-        d_sigma = delta[self.offset + c:self.offset + 2 * c].view(1, 1, c, 1, 1)
-        y = ((xg - (1 + d_mu) * mean) * torch.rsqrt(var + EPS) * (1 + d_sigma)).view(n, c, h, w)
-        if self.weight is not None:
-            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+                self.running_mean.lerp_(mean.view(c), MOMENTUM)
+                self.running_var.lerp_(var.view(c) * (count / max(count - 1, 1)), MOMENTUM)
         return y
+
+
+class _PerturbedBN(torch.autograd.Function):
+    """Eq. 3 per interleaved group with the backward written out (autograd through ``var_mean`` and five
+    elementwise ops cost ~2.8x native BN; this costs ~1.3x). Per group and channel, over its N values, with
+    a = gamma (1 + d_sigma), k = 1 + d_mu, s = sqrt(var + eps), x_hat = (x - mu) / s and
+    y = a (x - k mu) / s + beta; for an upstream gradient u with S = sum u, Q = sum u (x - k mu) / s:
+        dL/dx = (a / s) (u - k S / N - x_hat Q / N)   (mu and s differentiated, as autograd would)
+        dL/da = Q, dL/dk = -a (mu / s) S, dL/dbeta = S,
+    summed over the groups for the per-channel gamma, beta, d_mu, d_sigma. First-order only."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, d_mu, d_sigma, groups: int):
+        n, c, h, w = x.shape
+        xg = x.view(n // groups, groups, c, h, w)
+        dims, count = (0, 3, 4), n // groups * h * w
+        mean = xg.sum(dims, keepdim=True) / count
+        centred = xg - mean
+        var = (centred * centred).sum(dims, keepdim=True) / count  # two passes: torch's CPU var_mean is ~20x slower
+        rstd = torch.rsqrt(var + EPS)
+        scale = (gamma * (1 + d_sigma)).view(1, 1, c, 1, 1) * rstd
+        shifted = centred - d_mu.view(1, 1, c, 1, 1) * mean  # x - (1 + d_mu) mu
+        y = torch.addcmul(beta.view(1, 1, c, 1, 1), shifted, scale).view(n, c, h, w)
+        ctx.save_for_backward(x, gamma, d_mu, d_sigma, mean, rstd)
+        ctx.groups = groups
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y, _grad_mean, _grad_var):
+        x, gamma, d_mu, d_sigma, mean, rstd = ctx.saved_tensors
+        n, c, h, w = x.shape
+        groups = ctx.groups
+        xg, u = x.view(n // groups, groups, c, h, w), grad_y.reshape(n // groups, groups, c, h, w)
+        count = n // groups * h * w
+        dims = (0, 3, 4)
+        x_hat = (xg - mean) * rstd
+        s_u = u.sum(dims, keepdim=True)
+        k = (1 + d_mu).view(1, 1, c, 1, 1)
+        a = (gamma * (1 + d_sigma)).view(1, 1, c, 1, 1)
+        q = (u * x_hat).sum(dims, keepdim=True) - (k - 1) * mean * rstd * s_u  # sum u (x - k mu) / s
+        grad_x = grad_gamma = grad_beta = grad_mu = grad_sigma = None
+        if ctx.needs_input_grad[0]:
+            grad_x = ((u - k * s_u / count - x_hat * (q / count)) * (a * rstd)).view(n, c, h, w)
+        if ctx.needs_input_grad[1]:
+            grad_gamma = (q * (1 + d_sigma).view(1, 1, c, 1, 1)).sum((0, 1)).view(c)
+        if ctx.needs_input_grad[2]:
+            grad_beta = s_u.sum((0, 1)).view(c)
+        if ctx.needs_input_grad[3]:
+            grad_mu = (-a * mean * rstd * s_u).sum((0, 1)).view(c)
+        if ctx.needs_input_grad[4]:
+            grad_sigma = (q * gamma.view(1, 1, c, 1, 1)).sum((0, 1)).view(c)
+        return grad_x, grad_gamma, grad_beta, grad_mu, grad_sigma, None
 
 
 class BatchGroupNorm(_Affine):
@@ -112,20 +164,11 @@ class BatchGroupNorm(_Affine):
         self.register_buffer("running_var", torch.ones(groups))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xg = rearrange(x, "n (g c) h w -> n g c h w", g=self.groups)
-        if self.training:
-            var, mean = torch.var_mean(xg, dim=(0, 2, 3, 4), correction=0)
-            n = xg.numel() // self.groups
-            with torch.no_grad():
-                self.running_mean.lerp_(mean.detach(), MOMENTUM)
-                self.running_var.lerp_(var.detach() * (n / max(n - 1, 1)), MOMENTUM)
-        else:
-            mean, var = self.running_mean, self.running_var
-        shape = (1, self.groups, 1, 1, 1)
-        y = (xg - mean.view(shape)) * torch.rsqrt(var.view(shape) + EPS)
-        y = rearrange(y, "n g c h w -> n (g c) h w")
+        """Viewed as (N, G, C/G * H * W), BGN is BN over G channels: one fused kernel, the same statistics."""
+        xg = rearrange(x, "n (g c) h w -> n g (c h w)", g=self.groups)
+        y = F.batch_norm(xg, self.running_mean, self.running_var, None, None, self.training, MOMENTUM, EPS).view_as(x)
         if self.weight is not None:
-            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+            y = torch.addcmul(self.bias.view(1, -1, 1, 1), y, self.weight.view(1, -1, 1, 1))
         return y
 
 

@@ -13,7 +13,7 @@ from rna_core.algorithms import ALGORITHMS
 from rna_core.apart import BNPerturbation, adversarial_delta
 from rna_core.apart_report import statistics_attack, statistics_shift
 from rna_core.backend import SGDConfig
-from rna_core.backends.torch.layers import EPS, MOMENTUM, BatchNorm, PathState
+from rna_core.backends.torch.layers import EPS, MOMENTUM, BatchNorm, PathState, _PerturbedBN
 from rna_core.classifier import build_classifier
 from rna_core.data import load_dataset
 from rna_core.data.loader import batches
@@ -105,6 +105,19 @@ def test_perturbation_gradient_matches_finite_differences(groups):
             e[k] = h
             fd = (loss(delta + e) - loss(delta - e)) / (2 * h)
             assert abs(fd - g.delta[k]) <= 1e-4 * np.abs(g.delta).max(), (k, fd, g.delta[k])
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_perturbed_bn_backward_passes_gradcheck(groups):
+    """The hand-written backward of Eq. 3 (input, gamma, beta, d_mu, d_sigma; gradients through the per-group
+    batch statistics) against float64 finite differences, for inputs with |mu| ~ sigma and nonzero deltas."""
+    gen = torch.Generator().manual_seed(groups)
+    args = [torch.randn(8, 3, 4, 5, generator=gen, dtype=torch.float64) * 2 + 1,
+            torch.randn(3, generator=gen, dtype=torch.float64), torch.randn(3, generator=gen, dtype=torch.float64),
+            (torch.rand(3, generator=gen, dtype=torch.float64) - 0.5) / 5,
+            (torch.rand(3, generator=gen, dtype=torch.float64) - 0.5) / 5]
+    args = [a.requires_grad_() for a in args]
+    assert torch.autograd.gradcheck(lambda *a: _PerturbedBN.apply(*a, groups)[0], args)
 
 
 @pytest.mark.parametrize("ratio, groups", [(1.0, 4), (0.5, 2)])
