@@ -91,7 +91,7 @@ class Backend(ABC):
     def sync_batch_norm(self, model: Any) -> None:
         """SyncBN: in a data-parallel world every BN layer of ``model`` normalizes (and tracks) training batches
         with the statistics of the global batch (sums all-reduced across ranks, gradient included); a no-op
-        in one process. APART's perturbed passes keep per-rank (per-group) statistics."""
+        in one process. Recipes refuse it with sam / apart / apart-sam, whose Eq. 3 passes use per-rank statistics."""
 
     @abstractmethod
     def tensor(self, array: np.ndarray) -> Any:
