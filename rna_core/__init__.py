@@ -5,16 +5,20 @@ backend is asked for: ``rna_core.train(backend="torch")`` or ``rna_core.get_back
 """
 
 from .attacks import AttackSpec, pgd
-from .backend import Backend, Capabilities, SGDConfig
-from .controller import PathController
+from .backend import Backend, SGDConfig
+from .classifier import Classifier, build_classifier, load_classifier
+from .controller import Draw, DrawController
+from .evaluation import evaluate, evaluate_checkpoint
 from .norms import NormSpec, parse_norms
 from .paths import PathSpace
 from .recipes import RECIPES, Recipe, get_recipe
 from .registry import available_backends, get_backend
-from .training import TrainResult, evaluate_checkpoint, train
+from .runs import load_run
+from .training import TrainResult, train
 
 __version__ = "0.1.0"
 
-__all__ = ["RECIPES", "AttackSpec", "Backend", "Capabilities", "NormSpec", "PathController", "PathSpace", "Recipe",
-           "SGDConfig", "TrainResult", "available_backends", "evaluate_checkpoint", "get_backend", "get_recipe",
-           "parse_norms", "pgd", "train"]
+__all__ = ["RECIPES", "AttackSpec", "Backend", "Classifier", "Draw", "DrawController", "NormSpec", "PathSpace",
+           "Recipe", "SGDConfig", "TrainResult", "available_backends", "build_classifier", "evaluate",
+           "evaluate_checkpoint", "get_backend", "get_recipe", "load_classifier", "load_run", "parse_norms", "pgd",
+           "train"]

@@ -62,14 +62,12 @@ def step_blackbox(clf: Classifier, optimizer, x: np.ndarray, y: np.ndarray, reci
 
 def constrain_sigma(clf: Classifier, recipe: Recipe) -> None:
     """Apply ``recipe.sigma_constraint`` with bounds [sigma_lower, sigma_upper] to every random weight's sigma."""
-    names = clf.sigma_names
-    if not names:
+    if not clf.sigma_names:
         raise ValueError("method 'ctrw' needs a model with random weights (arch key 'ctrw')")
     rule, _, which = recipe.sigma_constraint.partition("-")
     lo, hi = recipe.sigma_lower, recipe.sigma_upper
     fixed = {"lower": lo, "upper": hi, "middle": (lo + hi) / 2}.get(which)
-    sigmas = clf.backend.get_params(clf.model, names)
-    clf.backend.set_params(clf.model, {k: constrain(v, rule, lo, hi, fixed) for k, v in sigmas.items()})
+    clf.set_sigmas({k: constrain(v, rule, lo, hi, fixed) for k, v in clf.sigmas().items()})
 
 
 def step_ctrw(clf: Classifier, optimizer, x: np.ndarray, y: np.ndarray, recipe: Recipe,

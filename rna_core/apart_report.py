@@ -19,7 +19,7 @@ import numpy as np
 from .apart import BNPerturbation, adversarial_delta, random_delta, shift_statistics
 from .classifier import Classifier
 from .data.loader import batches
-from .studies import _plt, _save
+from .plots import pyplot, save
 
 
 def _train_mode_accuracy(clf: Classifier, dataset, bn: BNPerturbation, batch_size: int) -> float:
@@ -60,7 +60,7 @@ def statistics_attack(clf: Classifier, train_data, radii: list[float], groups: l
             be.set_training(clf.model, False)
     result = {"report": "statistics_attack", "batch_size": batch_size, "examples": len(train_data), "seed": seed,
               "rows": rows}
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind, n in [("apart", n) for n in groups] + [("uniform", 1), ("binary", 1)]:
         pts = [(0.0, r["accuracy"]) for r in rows if r["kind"] == "none" and r["groups"] == n]
@@ -71,7 +71,7 @@ def statistics_attack(clf: Classifier, train_data, radii: list[float], groups: l
     ax.set_ylabel("training accuracy")
     ax.set_title("attacks on BN statistics (APART Fig. 1)")
     ax.legend()
-    return _save(result, fig, out_dir, "statistics_attack")
+    return save(result, fig, out_dir, "statistics_attack")
 
 
 def statistics_shift(models: dict[str, Classifier], test_data, radii: list[float], out_dir: str | Path,
@@ -96,7 +96,7 @@ def statistics_shift(models: dict[str, Classifier], test_data, radii: list[float
         finally:
             be.set_state(clf.model, state)
     result = {"report": "statistics_shift", "seed": seed, "examples": len(test_data), "rows": rows}
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, which in zip(axes, ("mean", "std"), strict=True):
         for label in models:
@@ -107,4 +107,4 @@ def statistics_shift(models: dict[str, Classifier], test_data, radii: list[float
         ax.set_title(f"shifted BN {which} (APART Fig. 2)")
     axes[0].set_ylabel("test accuracy")
     axes[0].legend()
-    return _save(result, fig, out_dir, "statistics_shift")
+    return save(result, fig, out_dir, "statistics_shift")

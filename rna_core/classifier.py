@@ -12,7 +12,7 @@ from . import models
 from .apart import BNLayout, bn_layout
 from .backend import Backend
 from .checkpoints import load_checkpoint
-from .controller import PathController
+from .controller import DrawController
 from .models.ctrw import add_random_weight, random_weights
 from .paths import PathSpace
 from .registry import get_backend
@@ -25,7 +25,7 @@ class Classifier:
 
     backend: Backend
     model: Any
-    controller: PathController
+    controller: DrawController
     graph: models.Graph
     arch: dict
 
@@ -42,6 +42,13 @@ class Classifier:
     def sigma_names(self) -> list[str]:
         """Canonical names of the CTRW sigma parameters (one per random weight)."""
         return [f"{name}.sigma" for name in random_weights(self.graph)]
+
+    def sigmas(self) -> dict[str, np.ndarray]:
+        """Every random weight's sigma, by canonical name."""
+        return self.backend.get_state(self.model, self.sigma_names)
+
+    def set_sigmas(self, values: dict[str, np.ndarray]) -> None:
+        self.backend.set_state(self.model, values, strict=False)
 
     def check_images(self, x: np.ndarray) -> np.ndarray:
         """Images must be float N x C x H x W in [0, 1] with the model's channel count."""
@@ -80,7 +87,7 @@ def build_classifier(arch: dict, space_spec: str | PathSpace, layer_free: bool, 
     graph = graph_from_arch(arch)
     space = space_spec if isinstance(space_spec, PathSpace) else PathSpace.uniform(space_spec, graph.num_slots,
                                                                                     layer_free)
-    controller = PathController(space, path_rng, graph.noise_size)
+    controller = DrawController(space, path_rng, graph.noise_size)
     be.seed(seed)
     model = be.build_model(graph, controller)
     return Classifier(be, model, controller, graph, dict(arch))

@@ -7,13 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from .attacks import paper_suite, parse_attack, pgd
 from .evaluation import PROTOCOLS
 from .norms import parse_norms
 from .recipes import RECIPES, get_recipe
-from .reports import markdown
+from .reports import markdown, trials_markdown, write_text
+from .runs import load_run, parse_labelled
 from .training import train
 
 
@@ -81,45 +80,35 @@ def _attacks(text: str, eps: float) -> dict:
     return dict(parse_attack(a, eps) for a in text.split(","))
 
 
-def _load(args):
-    from .classifier import load_classifier
-    from .data import load_dataset
-    from .recipes import Recipe
-
-    clf, meta = load_classifier(args.checkpoint, _backend_arg(args), np.random.default_rng(args.seed))
-    recipe = Recipe.from_dict(meta["recipe"])
-    test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
-    return clf, test.subset(args.samples if args.samples is not None else recipe.eval_samples), recipe
+def _run(args):
+    return load_run(args.checkpoint, _backend_arg(args), args.seed, args.samples)
 
 
 def cmd_evaluate(args) -> int:
     from .evaluation import evaluate, trials
 
-    clf, data, _ = _load(args)
+    run = _run(args)
     attacks = _attacks(args.attacks, args.eps / 255)
-    rng = np.random.default_rng(args.seed)
-    metrics = evaluate(clf, data, attacks, args.protocol, args.eot, rng, progress=not args.quiet)
+    progress = not args.quiet
+    metrics = evaluate(run.classifier, run.test, attacks, args.protocol, args.eot, run.rng, progress=progress)
     out = {"metrics": metrics}
-    if args.trials:
-        out["trials"] = trials(clf, data, attacks, args.trials, "paper", args.eot, args.seed, progress=not args.quiet)
     text = markdown({Path(args.checkpoint).name: metrics}, f"{args.checkpoint}: robust accuracy (%)")
     if args.trials:
-        text += f"\n\n{args.trials} inference trials (paper protocol):\n" + "\n".join(
-            f"- {k}: mean {100 * v['mean']:.2f}, std {100 * v['std']:.2f}, min {100 * v['min']:.2f}, "
-            f"max {100 * v['max']:.2f}" for k, v in out["trials"].items())
+        out["trials"] = trials(run.classifier, run.test, attacks, args.trials, "paper", args.eot, args.seed,
+                               progress=progress)
+        text += "\n\n" + trials_markdown(out["trials"], "paper")
     print(text)
     if args.report:
-        Path(args.report).with_suffix(".md").write_text(text + "\n")
-        Path(args.report).with_suffix(".json").write_text(json.dumps(out, indent=1))
+        write_text(args.report, text, out)
     return 0
 
 
 def cmd_sanity(args) -> int:
     from .sanity import run_checks
 
-    clf, data, _ = _load(args)
-    checks = run_checks(clf, data, args.eps / 255, args.steps, args.eot, args.trials, args.queries, args.seed,
-                        not args.quiet)
+    run = _run(args)
+    checks = run_checks(run.classifier, run.test, args.eps / 255, args.steps, args.eot, args.trials, args.queries,
+                        args.seed, not args.quiet)
     for c in checks:
         print(c)
     return 0 if all(c.passed for c in checks) else 1
@@ -128,7 +117,8 @@ def cmd_sanity(args) -> int:
 def cmd_study(args) -> int:
     from . import studies
 
-    clf, data, _ = _load(args)
+    run = _run(args)
+    clf, data = run.classifier, run.test
     spec = pgd(args.steps, args.eps / 255, args.eps / 255 / 4)
     if args.kind == "transfer":
         res = studies.transfer_matrix(clf, data, spec, args.out, seed=args.seed)
@@ -145,43 +135,34 @@ def cmd_ctrw_report(args) -> int:
     """Table 6 and Fig. 3a over every run given; Fig. 3b on the checkpoint (the first run)."""
     from . import ctrw_report
 
-    runs = {Path(args.checkpoint).name: args.checkpoint}
-    for item in args.compare:
-        label, sep, run = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--compare takes LABEL=RUN_DIR, got {item!r}")
-        runs[label] = run
-    out = [ctrw_report.positive_samples(runs, args.out, args.eps_r, samples=args.ps_samples, seed=args.seed),
-           ctrw_report.sigma_distribution(runs, args.out)]
-    clf, data, _ = _load(args)
-    size = int(np.prod(clf.graph.config["ctrw"]["image_size"])) * clf.graph.in_channels
-    sums = [float(s) for s in args.sums.split(",")] if args.sums else [1.0] + [k * size / 2 for k in range(1, 13)]
-    lo_hi = (out[0]["rows"][0]["A"], out[0]["rows"][0]["B"])
-    out.append(ctrw_report.accuracy_vs_sigma(clf, data, pgd(args.steps, args.eps / 255, args.eps / 255 / 4), sums,
-                                             args.out, lo_hi, args.protocol, args.eot, args.seed))
-    print(json.dumps({"files": [f for r in out for f in r["files"]], "table6": out[0]["rows"],
-                      "fig3b": out[2]["rows"]}, indent=1, default=str))
+    runs = {Path(args.checkpoint).name: args.checkpoint, **parse_labelled(args.compare)}
+    table = ctrw_report.positive_samples(runs, args.out, args.eps_r, samples=args.ps_samples, seed=args.seed)
+    dist = ctrw_report.sigma_distribution(runs, args.out)
+    run = _run(args)
+    sums = [float(s) for s in args.sums.split(",")] if args.sums else None
+    fig = ctrw_report.accuracy_vs_sigma(run.classifier, run.test, pgd(args.steps, args.eps / 255, args.eps / 255 / 4),
+                                        sums, args.out, (table["rows"][0]["A"], table["rows"][0]["B"]),
+                                        args.protocol, args.eot, args.seed)
+    print(json.dumps({"files": table["files"] + dist["files"] + fig["files"], "table6": table["rows"],
+                      "fig3b": fig["rows"]}, indent=1, default=str))
     return 0
 
 
 def cmd_apart_report(args) -> int:
     """Fig. 1 on the checkpoint (its recipe's training split), Fig. 2 over it and every --compare run."""
     from . import apart_report
-    from .classifier import load_classifier
     from .data import load_dataset
 
-    clf, data, recipe = _load(args)
+    run = _run(args)
+    recipe = run.recipe
     train_data = load_dataset(recipe.dataset, "train", recipe.data_dir, recipe.image_size).subset(args.train_samples)
     radii = [float(r) for r in args.radii.split(",")]
-    fig1 = apart_report.statistics_attack(clf, train_data, radii, [int(n) for n in args.groups.split(",")],
+    fig1 = apart_report.statistics_attack(run.classifier, train_data, radii, [int(n) for n in args.groups.split(",")],
                                           args.out, recipe.batch_size, args.seed)
-    models = {Path(args.checkpoint).name: clf}
-    for item in args.compare:
-        label, sep, run = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--compare takes LABEL=RUN_DIR, got {item!r}")
-        models[label] = load_classifier(run, _backend_arg(args), np.random.default_rng(args.seed))[0]
-    fig2 = apart_report.statistics_shift(models, data, radii, args.out, args.seed)
+    models = {Path(args.checkpoint).name: run.classifier}
+    for label, path in parse_labelled(args.compare).items():
+        models[label] = load_run(path, _backend_arg(args), args.seed).classifier
+    fig2 = apart_report.statistics_shift(models, run.test, radii, args.out, args.seed)
     print(json.dumps({"files": fig1["files"] + fig2["files"], "fig1": fig1["rows"], "fig2": fig2["rows"]},
                      indent=1))
     return 0

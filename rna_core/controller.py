@@ -1,4 +1,4 @@
-"""Where a model's randomness comes from on each forward: the sampling policies of DESIGN.md.
+"""Where a model's randomness comes from on each forward, and the sampling policies that govern it.
 
 A draw is the RNA path (one candidate index per normalization slot) and, for models with CTRW random
 weights, one N(0, 1) noise vector covering all of them. The controller lives in the core (numpy only); a
@@ -31,7 +31,7 @@ class Draw(NamedTuple):
     noise: np.ndarray | None = None
 
 
-class PathController:
+class DrawController:
     """Hands out draws (paths of ``space``, noise vectors of ``noise_size``) from ``rng`` under the active policy."""
 
     def __init__(self, space: PathSpace, rng: np.random.Generator, noise_size: int = 0) -> None:
@@ -51,10 +51,6 @@ class PathController:
     def is_random(self) -> bool:
         """True when two draws can differ: more than one path, or random-weight noise."""
         return self.space.is_random or self.noise_size > 0
-
-    @property
-    def policy(self) -> str:
-        return "resample" if self._held is None else "held"
 
     def next_draw(self) -> Draw:
         """The draw for the forward that is starting now; notifies observers."""

@@ -24,8 +24,8 @@ from .checkpoints import load_checkpoint
 from .classifier import Classifier, graph_from_arch
 from .evaluation import evaluate
 from .models.ctrw import random_weights
+from .plots import pyplot, save
 from .recipes import Recipe
-from .studies import _plt, _save
 
 
 def _learned(run: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], Recipe]:
@@ -55,7 +55,7 @@ def positive_samples(runs: dict[str, str | Path], out_dir: str | Path, eps_r: fl
                          "B": recipe.sigma_upper, "test": _metrics(Path(run))})
     result = {"report": "positive_samples", "eps_r": eps_r, "alpha": alpha, "F_alpha": normal_cdf(alpha),
               "samples": samples, "rows": rows}
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     labels = [f"{r['run']}\n{r['weight']}" for r in rows]
     ax.bar(labels, [r["ratio"] for r in rows])
@@ -63,7 +63,7 @@ def positive_samples(runs: dict[str, str | Path], out_dir: str | Path, eps_r: fl
     ax.set_ylabel(f"P(cos(W[1], W[2]) <= {eps_r:g})")
     ax.set_title("positive samples (Table 6)")
     ax.legend()
-    return _save(result, fig, out_dir, "positive_samples")
+    return save(result, fig, out_dir, "positive_samples")
 
 
 def sigma_distribution(runs: dict[str, str | Path], out_dir: str | Path) -> dict:
@@ -75,33 +75,40 @@ def sigma_distribution(runs: dict[str, str | Path], out_dir: str | Path) -> dict
             data.append(s)
             rows.append({"run": label, "weight": name, "sum": float(s.sum()), "mean": float(s.mean()),
                          "quantiles": {str(q): float(np.quantile(s, q)) for q in (0, 0.25, 0.5, 0.75, 1)}})
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.boxplot(data, showfliers=False)
     ax.set_xticks(range(1, len(rows) + 1), [f"{r['run']}\n{r['weight']}" for r in rows])
     ax.set_ylabel("learned sigma (per entry)")
     ax.set_title("distribution of sigma (Fig. 3a)")
-    return _save({"report": "sigma_distribution", "rows": rows}, fig, out_dir, "sigma_distribution")
+    return save({"report": "sigma_distribution", "rows": rows}, fig, out_dir, "sigma_distribution")
 
 
-def accuracy_vs_sigma(clf: Classifier, dataset, attack: AttackSpec, sums: list[float], out_dir: str | Path,
+def default_sums(clf: Classifier) -> list[float]:
+    """Fig. 3b's totals: 1 and 0.5, 1, ..., 6 times the number of entries of the (first) random weight."""
+    size = next(iter(random_weights(clf.graph).values())).size
+    return [1.0] + [k * size / 2 for k in range(1, 13)]
+
+
+def accuracy_vs_sigma(clf: Classifier, dataset, attack: AttackSpec, sums: list[float] | None, out_dir: str | Path,
                       bounds: tuple[float, float] | None = None, protocol: str = "paper", eot: int = 8,
                       seed: int = 0) -> dict:
-    """Fig. 3b: sigma rescaled to each total in ``sums`` (its learned shape kept), natural and ``attack``
-    accuracy under ``protocol``; the learned sigma is restored afterwards."""
-    learned = clf.backend.get_params(clf.model, clf.sigma_names)
+    """Fig. 3b: sigma rescaled to each total in ``sums`` (default ``default_sums``; its learned shape kept), natural
+    and ``attack`` accuracy under ``protocol``; the learned sigma is restored afterwards."""
+    sums = default_sums(clf) if sums is None else sums
+    learned = clf.sigmas()
     rows = []
     try:
         for total in sums:
-            clf.backend.set_params(clf.model, {k: v * (total / max(float(v.sum()), 1e-12)) for k, v in learned.items()})
+            clf.set_sigmas({k: v * (total / max(float(v.sum()), 1e-12)) for k, v in learned.items()})
             res = evaluate(clf, dataset, [attack], protocol, eot, np.random.default_rng(seed), progress=False)
             robust = res[f"{attack.label}/{'adaptive' if protocol == 'both' else protocol}"]
             rows.append({"sum_sigma": total, "natural": res["clean"], "robust": robust})
     finally:
-        clf.backend.set_params(clf.model, learned)
+        clf.set_sigmas(learned)
     result = {"report": "accuracy_vs_sigma", "attack": attack.to_dict(), "protocol": protocol, "bounds": bounds,
               "learned_sum": {k: float(v.sum()) for k, v in learned.items()}, "rows": rows}
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [r["sum_sigma"] for r in rows]
     ax.plot(xs, [100 * r["natural"] for r in rows], marker="o", label="natural")
@@ -112,4 +119,4 @@ def accuracy_vs_sigma(clf: Classifier, dataset, attack: AttackSpec, sums: list[f
     ax.set_ylabel("accuracy (%)")
     ax.set_title("accuracy against sum(sigma) (Fig. 3b)")
     ax.legend()
-    return _save(result, fig, out_dir, "accuracy_vs_sigma")
+    return save(result, fig, out_dir, "accuracy_vs_sigma")

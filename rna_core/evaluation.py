@@ -17,11 +17,13 @@ unperturbed, are not counted).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .attacks import AttackSpec
+from .backend import Backend
 from .classifier import Classifier
 from .data.loader import batches, num_batches
 
@@ -30,23 +32,9 @@ PROTOCOLS = ("paper", "adaptive", "both")
 
 def craft(clf: Classifier, x: np.ndarray, y: np.ndarray, spec: AttackSpec, rng: np.random.Generator):
     """Adversarial examples (backend tensor) for ``spec``, random numbers from ``rng``; the model's mode and path
-    policy are the caller's. Restarts keep, per example, the first one that fools the model."""
+    policy are the caller's."""
     be = clf.backend
-    xb, yb = be.tensor(x), be.tensor(y)
-    best = None
-    for _ in range(spec.restarts):
-        adv = be.attack(clf.model, xb, yb, spec, rng)
-        if spec.restarts == 1:
-            return adv
-        adv_np = be.numpy(adv)
-        fooled = be.numpy(be.logits(clf.model, adv)).argmax(1) != y
-        if best is None:
-            best, done = adv_np, fooled
-        else:
-            take = fooled & ~done
-            best[take] = adv_np[take]
-            done |= fooled
-    return be.tensor(best)
+    return be.attack(clf.model, be.tensor(x), be.tensor(y), spec, rng)
 
 
 def _columns(attacks) -> dict[str, list[AttackSpec]]:
@@ -109,7 +97,7 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                     add("paper", *score(adv, spec), spec)
                 if protocol in ("adaptive", "both"):
                     add("fixed-path", *same, spec)
-                    eot_spec = spec if spec.name == "square" else spec.replace(eot=eot)
+                    eot_spec = spec if spec.gradient_free else spec.replace(eot=eot)
                     add("eot", *score(craft(clf, score.x, y, eot_spec, rng), spec), spec)
             if "eot" in got:
                 got["adaptive"] = got["fixed-path"] & got["eot"]
@@ -138,3 +126,16 @@ def trials(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str, l
     return {k: {"trials": [r[k] for r in runs], "mean": float(np.mean([r[k] for r in runs])),
                 "std": float(np.std([r[k] for r in runs])), "min": float(min(r[k] for r in runs)),
                 "max": float(max(r[k] for r in runs))} for k in keys}
+
+
+def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch",
+                        attacks: Sequence[AttackSpec] | dict[str, list[AttackSpec]] | None = None,
+                        samples: int | None = None, seed: int = 0, progress: bool = True, protocol: str = "both",
+                        eot: int = 8) -> dict:
+    """Load a checkpoint on ``backend`` and evaluate it on its recipe's test split (``samples`` examples; default
+    the recipe's ``eval_samples``) with ``attacks`` (default the recipe's ``eval_attack``)."""
+    from .runs import load_run
+
+    run = load_run(checkpoint, backend, seed, samples)
+    attacks = run.recipe.eval_attacks if attacks is None else attacks
+    return evaluate(run.classifier, run.test, attacks, protocol, eot, run.rng, run.recipe.eval_batch_size, progress)

@@ -42,7 +42,7 @@ def _ce(logits: np.ndarray, y: np.ndarray) -> float:
     return float((np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]).mean())
 
 
-def _pair(a: Backend | str, b: Backend | str, norms: str, arch: str, width: int, seed: int,
+def pair(a: Backend | str, b: Backend | str, norms: str, arch: str, width: int, seed: int,
           ctrw: dict | None = None):
     """One classifier per backend, b holding a's weights (``ctrw``: random weights, see build_classifier)."""
     spec = {"name": arch, "num_classes": 10, "in_channels": 3, "width": width, "ctrw": ctrw}
@@ -58,7 +58,7 @@ def compare(a: Backend | str, b: Backend | str, norms: str = "bn+in", arch: str 
     model with CTRW random weights placed by ``ctrw`` = {position, variant}, their noise)."""
     rng = np.random.default_rng(seed)
     ctrw = {**ctrw, "image_size": [size, size]} if ctrw else None
-    ca, cb = _pair(a, b, norms, arch, width, seed, ctrw)
+    ca, cb = pair(a, b, norms, arch, width, seed, ctrw)
     x = rng.random((batch, 3, size, size), dtype=np.float32)
     y = rng.integers(0, 10, batch)
     path = ca.controller.draw()
@@ -96,7 +96,7 @@ def compare_apart(a: Backend | str, b: Backend | str, norms: str = "bn", arch: s
                   seed: int = 0, size: int = 16, batch: int = 32, groups: int = 4) -> dict[str, float]:
     """Largest relative difference per quantity of ``APART_QUANTITIES`` between backends ``a`` and ``b``."""
     rng = np.random.default_rng(seed)
-    ca, cb = _pair(a, b, norms, arch, width, seed)
+    ca, cb = pair(a, b, norms, arch, width, seed)
     x = rng.random((batch, 3, size, size), dtype=np.float32)
     y = rng.integers(0, 10, batch)
     out: dict[str, float] = {}
@@ -136,7 +136,7 @@ def compare_attacks(a: Backend | str, b: Backend | str, attacks: tuple[AttackSpe
     """Per attack: ``pixels`` (fraction differing by > 1e-4), ``accuracy`` (|robust accuracy a - b|, each backend
     scoring its own examples) and ``l2`` (relative difference of the mean L2 perturbation), on one fixed path,
     labels = a's clean predictions (every example starts correctly classified)."""
-    ca, cb = _pair(a, b, norms, arch, width, seed)
+    ca, cb = pair(a, b, norms, arch, width, seed)
     x = np.random.default_rng(seed).random((batch, 3, size, size), dtype=np.float32)
     out: dict[str, dict[str, float]] = {}
     with ca.controller.fixed(ca.controller.draw()) as path, cb.controller.fixed(path):

@@ -117,6 +117,11 @@ class Recipe:
             raise ValueError(f"recipe keys need 0 <= sigma_lower <= sigma_upper, got {self.sigma_lower}, "
                              f"{self.sigma_upper}")
 
+    @property
+    def eval_attacks(self) -> list[AttackSpec]:
+        """The final evaluation's attacks: ``eval_attack``, or none."""
+        return [] if self.eval_attack is None else [self.eval_attack]
+
     def replace(self, **overrides) -> Recipe:
         """A copy with ``overrides``; dotted keys reach into attack specs (``train_attack.steps``)."""
         top: dict = {}

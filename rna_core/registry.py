@@ -42,7 +42,8 @@ def get_backend(name: str | Backend = "torch", **options) -> Backend:
         module, cls = target.split(":")
         try:
             backend_cls = getattr(importlib.import_module(module), cls)
-        except ModuleNotFoundError as e:
-            raise NotImplementedError(f"backend {name!r} is not implemented in this version ({e})") from None
+        except ModuleNotFoundError as e:  # an optional dependency of the backend (e.g. einops for torch)
+            raise ImportError(f"backend {name!r} needs the missing package {e.name!r}: "
+                              f"pip install 'rna-core[{name}]'") from None
         _cache[key] = backend_cls(**options)
     return _cache[key]

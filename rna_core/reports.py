@@ -46,11 +46,24 @@ def markdown(results: dict[str, dict], title: str = "Robust accuracy (%)") -> st
     return "\n".join(lines)
 
 
-def write(results: dict[str, dict], path: str | Path, title: str = "Robust accuracy (%)") -> tuple[Path, Path]:
-    """``path``.md and ``path``.json."""
+def trials_markdown(trials: dict[str, dict], protocol: str) -> str:
+    """Repeated inference trials (``evaluation.trials``): mean, std, min and max per metric, in %."""
+    n = len(next(iter(trials.values()))["trials"]) if trials else 0
+    return f"{n} inference trials ({protocol} protocol):\n" + "\n".join(
+        f"- {k}: mean {100 * v['mean']:.2f}, std {100 * v['std']:.2f}, min {100 * v['min']:.2f}, "
+        f"max {100 * v['max']:.2f}" for k, v in trials.items())
+
+
+def write_text(path: str | Path, text: str, data: dict) -> tuple[Path, Path]:
+    """``path``.md holding ``text`` and ``path``.json holding ``data``."""
     base = Path(path)
     base.parent.mkdir(parents=True, exist_ok=True)
     md, js = base.with_suffix(".md"), base.with_suffix(".json")
-    md.write_text(markdown(results, title) + "\n")
-    js.write_text(json.dumps(results, indent=1))
+    md.write_text(text + "\n")
+    js.write_text(json.dumps(data, indent=1))
     return md, js
+
+
+def write(results: dict[str, dict], path: str | Path, title: str = "Robust accuracy (%)") -> tuple[Path, Path]:
+    """``path``.md (the markdown table) and ``path``.json (the results)."""
+    return write_text(path, markdown(results, title), results)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +17,7 @@ import numpy as np
 from .attacks import AttackSpec
 from .classifier import Classifier
 from .evaluation import craft
-
-
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'rna-core[plots]'") from None
-    return plt
+from .plots import pyplot, save
 
 
 def _accuracy(clf: Classifier, adv, y: np.ndarray) -> float:
@@ -62,7 +51,7 @@ def transfer_matrix(clf: Classifier, dataset, attack: AttackSpec, out_dir: str |
                 matrix[i, j] = _accuracy(clf, adv, y)
     result = {"study": "transfer_matrix", "attack": attack.to_dict(), "n": len(y), "sources": names,
               "targets": names, "accuracy": matrix.tolist()}
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.2 * len(names) + 1.5))
     im = ax.imshow(100 * matrix, cmap="viridis", vmin=0, vmax=100)
     for (i, j), v in np.ndenumerate(matrix):
@@ -73,7 +62,7 @@ def transfer_matrix(clf: Classifier, dataset, attack: AttackSpec, out_dir: str |
     ax.set_ylabel("attacked path (all layers)")
     ax.set_title(f"{attack.label} accuracy (%) across normalizations")
     fig.colorbar(im)
-    return _save(result, fig, out_dir, "transfer_matrix")
+    return save(result, fig, out_dir, "transfer_matrix")
 
 
 def _perturb_path(clf: Classifier, p: np.ndarray, d: int, rng: np.random.Generator) -> np.ndarray:
@@ -107,7 +96,7 @@ def path_difference(clf: Classifier, dataset, attack: AttackSpec, out_dir: str |
         rows.append({"distance": d, "mean": float(np.mean(accs)), "min": float(min(accs)),
                      "max": float(max(accs)), "accuracy": accs})
     result = {"study": "path_difference", "attack": attack.to_dict(), "n": len(y), "pairs": pairs, "rows": rows}
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ds = [r["distance"] for r in rows]
     ax.plot(ds, [100 * r["mean"] for r in rows], marker="o")
@@ -115,7 +104,7 @@ def path_difference(clf: Classifier, dataset, attack: AttackSpec, out_dir: str |
     ax.set_xlabel("path difference (layers whose normalization differs)")
     ax.set_ylabel(f"{attack.label} accuracy (%)")
     ax.set_title("transfer between paths")
-    return _save(result, fig, out_dir, "path_difference")
+    return save(result, fig, out_dir, "path_difference")
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -145,22 +134,11 @@ def gradient_similarity(clf: Classifier, dataset, out_dir: str | Path, n: int = 
             [_cosine(grad(clf.controller.draw()), grad(clf.controller.draw())) for _ in range(pairs)]).tolist()
     result = {"study": "gradient_similarity", "n": len(y), "cosine": groups,
               "median": {k: float(np.median(v)) for k, v in groups.items()}}
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, values in groups.items():
         ax.hist(values, bins=40, range=(-1, 1), alpha=0.5, label=label)
     ax.set_xlabel("cosine similarity of input gradients")
     ax.set_ylabel("examples")
     ax.legend()
-    return _save(result, fig, out_dir, "gradient_similarity")
-
-
-def _save(result: dict, fig, out_dir: str | Path, name: str) -> dict:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    fig.tight_layout()
-    fig.savefig(out / f"{name}.png", dpi=120)
-    _plt().close(fig)
-    result["files"] = [str(out / f"{name}.json"), str(out / f"{name}.png")]
-    return result
+    return save(result, fig, out_dir, "gradient_similarity")

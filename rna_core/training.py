@@ -12,7 +12,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .algorithms import ALGORITHMS, constrain_sigma
-from .attacks import AttackSpec
 from .backend import Backend, SGDConfig
 from .checkpoints import atomic_write, load_checkpoint, resolve, rng_state, save_checkpoint
 from .classifier import Classifier, build_classifier
@@ -51,11 +50,7 @@ def _arch(recipe: Recipe, data) -> dict:
     return arch
 
 
-def _attacks(recipe: Recipe) -> list[AttackSpec]:
-    return [] if recipe.eval_attack is None else [recipe.eval_attack]
-
-
-def _initialise(clf: Classifier, checkpoint: str, verbose: bool) -> None:
+def initialise_from(clf: Classifier, checkpoint: str, verbose: bool) -> None:
     """Copy every entry of ``checkpoint`` whose name and shape the model has (a pretrained start)."""
     source, _, _ = load_checkpoint(checkpoint)
     state = clf.backend.get_state(clf.model)
@@ -117,7 +112,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
             start_epoch, partial = meta["epoch"], meta["partial"]
             streams["data"].bit_generator.state = partial["data_rng"]
     if recipe.init_checkpoint and not has_ckpt:
-        _initialise(clf, recipe.init_checkpoint, world.is_main)
+        initialise_from(clf, recipe.init_checkpoint, world.is_main)
     if recipe.method == "ctrw" and not has_ckpt:
         constrain_sigma(clf, recipe)  # start inside the bounds (and at the fixed value for the fixed-std ablations)
     step = ALGORITHMS[recipe.method]
@@ -169,24 +164,8 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
         return TrainResult(recipe, run_dir, run_dir / "latest.json", history, classifier=clf)
     result = TrainResult(recipe, run_dir, resolve(run_dir), history, classifier=clf)
     if evaluate_at_end:
-        result.final = evaluate(clf, test_ds, _attacks(recipe), recipe.eval_protocol, recipe.eval_eot,
+        result.final = evaluate(clf, test_ds, recipe.eval_attacks, recipe.eval_protocol, recipe.eval_eot,
                                 streams["eval"], recipe.eval_batch_size, progress)
         metrics = {"recipe": recipe.name, "norms": recipe.norms, "history": history, "test": result.final}
         atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1).encode())
     return result
-
-
-def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch",
-                        attacks: list[AttackSpec] | dict[str, list[AttackSpec]] | None = None,
-                        samples: int | None = None, seed: int = 0, progress: bool = True, protocol: str = "both",
-                        eot: int = 8) -> dict:
-    """Load a checkpoint on ``backend`` and evaluate it on its recipe's test split (see ``evaluation.evaluate``)."""
-    from .classifier import load_classifier
-
-    path_rng, eval_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    clf, meta = load_classifier(str(checkpoint), backend, path_rng)
-    recipe = Recipe.from_dict(meta["recipe"])
-    test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
-    test = test.subset(samples if samples is not None else recipe.eval_samples)
-    return evaluate(clf, test, attacks if attacks is not None else _attacks(recipe), protocol, eot, eval_rng,
-                    recipe.eval_batch_size, progress)

@@ -1,13 +1,19 @@
 """Backend selection: RNA_TEST_BACKENDS=torch,mindspore (default: every installed framework).
 
-Test folders of unselected backends are not collected, so their frameworks are never imported."""
+Test folders of unselected backends are not collected, so their frameworks are never imported. The contract
+suite (tests/contract) takes a ``backend`` fixture parametrized over the selected backends: torch, and
+MindSpore in GRAPH_MODE and PyNative."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 
+import pytest
+
 KNOWN = ("torch", "mindspore")
+CONTRACT_BACKENDS = {"torch": ("torch", {}), "mindspore-graph": ("mindspore", {"mode": "graph"}),
+                     "mindspore-pynative": ("mindspore", {"mode": "pynative"})}
 
 
 def selected_backends() -> set[str]:
@@ -20,3 +26,19 @@ def selected_backends() -> set[str]:
 collect_ignore_glob = [f"{b}/*" for b in KNOWN if b not in selected_backends()]
 if {"torch", "mindspore"} - selected_backends():
     collect_ignore_glob.append("parity/*")
+if not selected_backends():
+    collect_ignore_glob.append("contract/*")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        ids = [k for k, (framework, _) in CONTRACT_BACKENDS.items() if framework in selected_backends()]
+        metafunc.parametrize("backend", ids, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def backend(request):
+    from rna_core.registry import get_backend
+
+    framework, options = CONTRACT_BACKENDS[request.param]
+    return get_backend(framework, **options)

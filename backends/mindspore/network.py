@@ -6,15 +6,17 @@ NormSlot and random weight as data, so one GRAPH_MODE compilation serves every p
 
 from __future__ import annotations
 
+import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
 from rna_core.apart import bn_layout
-from rna_core.controller import PathController
+from rna_core.controller import DrawController
 from rna_core.models import graph as g
 from rna_core.norms import parse_norms
 
 from .layers import BatchGroupNorm, NormSlot, RandomConv, RandomWeight, unique_parameter_names
+from .programs import Programs
 
 _PLAIN_BN = parse_norms("bn")
 
@@ -92,10 +94,11 @@ class Residual(nn.Cell):
 
 
 class Network(Seq):
-    """A built graph: ``construct(x, draw)``, draw = (path int32 (L,), noise float32) tensors; the backend asks
-    the controller for the draw of each forward."""
+    """A built graph: ``construct(x, draw)``, draw = (path int32 (L,), noise float32) tensors from ``next_draw()``
+    (the controller's draw for the forward that starts). ``programs`` holds its compiled functions."""
 
-    def __init__(self, graph: g.Graph, controller: PathController) -> None:
+    def __init__(self, graph: g.Graph, controller: DrawController, graph_mode: bool = False,
+                 world_size: int = 1) -> None:
         controller.check_slots(graph.num_slots, graph.name)
         self.space = controller.space
         super().__init__([(n, self._build(c)) for n, c in graph.root.children])
@@ -107,6 +110,24 @@ class Network(Seq):
         for name, cell in self.cells_and_names():
             if isinstance(cell, BatchGroupNorm) and name in offsets:
                 cell.offset = offsets[name]
+        self.programs = Programs(self, graph_mode, world_size)
+
+    def next_draw(self) -> tuple[Tensor, Tensor]:
+        """(path, noise) of the next forward as tensors (a model without random weights gets a 1-element noise).
+        The tuple is ``ms.mutable`` so GRAPH_MODE treats it as data, not as constants to compile in."""
+        path, noise = self.controller.next_draw()
+        return ms.mutable((Tensor(path.astype(np.int32)),
+                           Tensor(noise if noise is not None else np.zeros(1, np.float32))))
+
+    def synchronize_batch_norm(self, world_size: int) -> None:
+        """SyncBN: BN layers in training mode use the statistics of the data-parallel world's global batch; must
+        come before the first compiled program."""
+        if self.programs.built:
+            raise RuntimeError("enable SyncBN before the first compiled step")
+        offsets = self.bn_layout.offset_of()
+        for name, cell in self.cells_and_names():
+            if isinstance(cell, BatchGroupNorm) and name in offsets:
+                cell.synchronize(world_size)
 
     def _build(self, node: object) -> nn.Cell:
         if isinstance(node, g.Seq):

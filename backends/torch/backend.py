@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -10,25 +11,27 @@ import torch
 import torch.nn.functional as F
 
 from rna_core.apart import BNPerturbation
-from rna_core.attacks import AttackSpec
-from rna_core.backend import Backend, Capabilities, Gradient, SGDConfig, StepResult
-from rna_core.controller import PathController
+from rna_core.backend import Backend, Gradient, SGDConfig, StepResult
+from rna_core.controller import DrawController
 from rna_core.distributed import World
 
-from . import attacks
 from .network import Network
+from .oracle import TorchOps, TorchOracle
 
 
 class TorchBackend(Backend):
     name = "torch"
-    capabilities = Capabilities(graph_mode=False, deterministic=True, devices=("cpu", "cuda"))
 
     def __init__(self, device: str = "auto") -> None:
         if device == "auto":
             device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        self.ops = TorchOps(self.device)
         self._world: World | None = None
-        self._ddp: dict[int, torch.nn.parallel.DistributedDataParallel] = {}
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": self.name, "framework": f"torch {torch.__version__}", "device": str(self.device),
+                "mode": "eager"}
 
     def world(self) -> World:
         """Under torchrun (WORLD_SIZE > 1) join the process group: NCCL on CUDA, gloo on CPU."""
@@ -48,11 +51,11 @@ class TorchBackend(Backend):
         else the model. Unselected RNA candidates get no gradient on any rank (all ranks run the same path)."""
         if self.world().size == 1:
             return model
-        if id(model) not in self._ddp:
+        if "ddp" not in model.replicas:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self._ddp[id(model)] = torch.nn.parallel.DistributedDataParallel(
+            model.replicas["ddp"] = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=ids, find_unused_parameters=model.controller.space.is_random)
-        return self._ddp[id(model)]
+        return model.replicas["ddp"]
 
     def _all_reduce_mean(self, tensors: list[torch.Tensor | None]) -> None:
         if self.world().size > 1:
@@ -66,37 +69,25 @@ class TorchBackend(Backend):
     def seed(self, seed: int) -> None:
         torch.manual_seed(seed)
 
-    def build_model(self, graph, controller: PathController) -> Network:
+    def build_model(self, graph, controller: DrawController) -> Network:
         return Network(graph, controller).to(self.device)
 
     def sync_batch_norm(self, model: Network) -> None:
-        model._state.sync = self.world().size > 1
-
-    def tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
-
-    def numpy(self, tensor: torch.Tensor) -> np.ndarray:
-        return tensor.detach().cpu().numpy()
+        model.synchronize_batch_norm(self.world().size > 1)
 
     def set_training(self, model: Network, training: bool) -> None:
         model.train(training)
 
-    def get_state(self, model: Network) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
-
-    def set_state(self, model: Network, state: dict[str, np.ndarray]) -> None:
-        self.check_state({k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
-        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
-
-    def get_params(self, model: Network, names: list[str]) -> dict[str, np.ndarray]:
-        params = dict(model.named_parameters())
-        return {k: params[k].detach().cpu().numpy().copy() for k in names}
+    def get_state(self, model: Network, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        state = model.state_dict()
+        return {k: state[k].detach().cpu().numpy().copy() for k in (state if names is None else names)}
 
     @torch.no_grad()
-    def set_params(self, model: Network, values: dict[str, np.ndarray]) -> None:
-        params = dict(model.named_parameters())
-        for k, v in values.items():
-            params[k].copy_(torch.from_numpy(np.asarray(v, np.float32)))
+    def set_state(self, model: Network, state: dict[str, np.ndarray], strict: bool = True) -> None:
+        own = model.state_dict()
+        self.check_state({k: tuple(v.shape) for k, v in own.items()}, state, strict)
+        for k, v in state.items():
+            own[k].copy_(torch.from_numpy(np.asarray(v)))
 
     def make_optimizer(self, model: Network, config: SGDConfig) -> torch.optim.SGD:
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -138,14 +129,12 @@ class TorchBackend(Backend):
             return model(x)
 
     @contextmanager
-    def _perturbed(self, model: Network, bn: BNPerturbation, batch: int, grad: bool = False):
+    def _perturbed(self, model: Network, bn: BNPerturbation, batch: int, grad: bool = False
+                   ) -> Iterator[torch.Tensor]:
         bn.check_batch(batch)
         delta = self.tensor(model.bn_layout.check(bn.delta)).requires_grad_(grad)
-        model._state.bn = (delta, bn.groups, bn.track)
-        try:
+        with model.perturbed(delta, bn.groups, bn.track):
             yield delta
-        finally:
-            model._state.bn = None
 
     def gradient(self, model: Network, x: torch.Tensor, y: torch.Tensor, bn: BNPerturbation) -> Gradient:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -166,10 +155,6 @@ class TorchBackend(Backend):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def grad_norm(self, grad: Gradient) -> float:
-        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grad.params
-                                                           if g is not None])))
-
     @torch.no_grad()
     def shift_weights(self, model: Network, grad: Gradient, scale: float) -> list[torch.Tensor | None]:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -187,10 +172,5 @@ class TorchBackend(Backend):
             if s is not None:
                 p.copy_(s)
 
-    def attack(self, model: Network, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
-               rng: np.random.Generator) -> torch.Tensor:
-        return attacks.run(model, x, y, spec, rng)
-
-    def input_gradient(self, model: Network, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-        grad, _, _ = attacks.loss_grad(model, x, lambda z: F.cross_entropy(z, y, reduction="none"), reduce="sum")
-        return self.numpy(grad)
+    def oracle(self, model: Network) -> TorchOracle:
+        return TorchOracle(model, self.ops)

@@ -4,8 +4,10 @@ Formulas (x: (N, C, H, W), eps = 1e-5, momentum m = 0.1 as torch's BatchNorm2d):
 - BN: per channel c, mu_c, var_c over (N, H, W); train: y = (x - mu) / sqrt(var + eps) with the biased
   var, running <- (1 - m) running + m * stat with the unbiased var; eval: running statistics.
 - BGN (G groups, "batch-group norm"): one mu_g, var_g per group over (N, C/G, H, W); the same rules as
-  BN with n = N * C/G * H * W in the unbiased factor n / (n - 1). (The authors' code inverted the
-  momentum and used N / (N - 1); see DESIGN.md.)
+  BN with n = N * C/G * H * W in the unbiased factor n / (n - 1). (The authors' GroupBatchNorm2d differs in
+  three ways, all bugs: it normalizes training outputs with the unbiased variance, it inverts the momentum,
+  running <- m running + (1 - m) stat, and it applies Bessel's correction twice, N / (N - 1) times the unbiased
+  variance.)
 - GN (G groups; IN = GN with C groups, LN = GN with 1 group): per sample and group over (C/G, H, W),
   identical in train and eval. Affine gamma, beta are per channel for all kinds.
 - BN under an APART perturbation (``rna_core.apart``): Eq. 3 with batch statistics per interleaved group.
@@ -84,14 +86,14 @@ class BatchNorm(_Affine):
     def perturbed(self, x: torch.Tensor, delta: torch.Tensor, groups: int, track: bool) -> torch.Tensor:
         """Eq. 3, gamma (1 + d_sigma) (x - (1 + d_mu) mu_hat) / sigma_hat + beta, with mu_hat, sigma_hat^2 the
         biased batch statistics of each of ``groups`` interleaved groups (sample i in group i mod groups);
-        computed by ``_PerturbedBN`` (analytic backward, gradients through the batch statistics)."""
+        computed by ``PerturbedBN`` (analytic backward, gradients through the batch statistics)."""
         if not self.training:
             raise RuntimeError("an APART BN perturbation needs training mode (batch statistics)")
         n, c, h, w = x.shape
         gamma = torch.ones(c, dtype=x.dtype, device=x.device) if self.weight is None else self.weight
         beta = torch.zeros(c, dtype=x.dtype, device=x.device) if self.bias is None else self.bias
         d_mu, d_sigma = delta[self.offset:self.offset + c], delta[self.offset + c:self.offset + 2 * c]
-        y, mean, var = _PerturbedBN.apply(x, gamma, beta, d_mu, d_sigma, groups)
+        y, mean, var = PerturbedBN.apply(x, gamma, beta, d_mu, d_sigma, groups)
         if track:
             count = n * h * w
             with torch.no_grad():
@@ -100,10 +102,9 @@ class BatchNorm(_Affine):
         return y
 
 
-class _PerturbedBN(torch.autograd.Function):
-    """Eq. 3 per interleaved group with the backward written out (with autograd through ``var_mean`` and five
-    elementwise ops a SAM / APART step cost 2.9x a standard one, now 2.0-2.1x: benchmarks/apart_step_time.py).
-    Per group and channel, over its N values, with
+class PerturbedBN(torch.autograd.Function):
+    """Eq. 3 per interleaved group with the backward written out (cheaper than autograd through ``var_mean``;
+    ``benchmarks/apart_step_time.py`` measures it). Per group and channel, over its N values, with
     a = gamma (1 + d_sigma), k = 1 + d_mu, s = sqrt(var + eps), x_hat = (x - mu) / s and
     y = a (x - k mu) / s + beta; for an upstream gradient u with S = sum u, Q = sum u (x - k mu) / s:
         dL/dx = (a / s) (u - k S / N - x_hat Q / N)   (mu and s differentiated, as autograd would)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from rna_core.apart import bn_layout
-from rna_core.controller import PathController
+from rna_core.controller import Draw, DrawController
 from rna_core.models import graph as g
 from rna_core.norms import parse_norms
 
@@ -49,13 +51,15 @@ class Residual(nn.Module):
 
 
 class Network(nn.Module):
-    """A built graph. Each forward first asks the controller for its path (the sampling policy)."""
+    """A built graph. ``forward(x)`` first asks the controller for its draw (the sampling policy);
+    ``forward(x, draw)`` runs on a given draw (the attacks' Oracle takes the draw itself, for EOT)."""
 
-    def __init__(self, graph: g.Graph, controller: PathController) -> None:
+    def __init__(self, graph: g.Graph, controller: DrawController) -> None:
         super().__init__()
         controller.check_slots(graph.num_slots, graph.name)
         self.graph = graph
         self.controller = controller
+        self.replicas: dict[str, nn.Module] = {}  # wrappers of this model (DDP), kept with it, not registered
         self._state = PathState(graph.num_slots)
         for name, child in graph.root.children:
             self.add_module(name, self._build(child))
@@ -92,8 +96,21 @@ class Network(nn.Module):
             return Normalize(node.mean, node.std)
         raise TypeError(f"the torch backend cannot build graph node {type(node).__name__}")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        path, noise = self.controller.next_draw()
+    @contextmanager
+    def perturbed(self, delta: torch.Tensor, groups: int, track: bool) -> Iterator[None]:
+        """Inside the block every BN layer computes APART's Eq. 3 with its slice of ``delta`` (see BatchNorm)."""
+        self._state.bn = (delta, groups, track)
+        try:
+            yield
+        finally:
+            self._state.bn = None
+
+    def synchronize_batch_norm(self, on: bool = True) -> None:
+        """SyncBN: BN layers in training mode use the statistics of the data-parallel world's global batch."""
+        self._state.sync = on
+
+    def forward(self, x: torch.Tensor, draw: Draw | None = None) -> torch.Tensor:
+        path, noise = draw if draw is not None else self.controller.next_draw()
         self._state.path[:] = path
         if noise is not None:
             self._state.noise = torch.from_numpy(noise)

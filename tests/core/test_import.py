@@ -17,3 +17,15 @@ def test_unknown_backend_is_named():
 
     with pytest.raises(ValueError, match="unknown backend 'jax'"):
         rna_core.get_backend("jax")
+
+
+def test_missing_optional_dependency_is_named(tmp_path, monkeypatch):
+    import pytest
+
+    from rna_core import registry
+
+    (tmp_path / "fake_backend.py").write_text("import not_a_real_package_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.BACKENDS, "fake", ("fake_backend:FakeBackend", "numpy"))
+    with pytest.raises(ImportError, match="needs the missing package 'not_a_real_package_xyz'"):
+        registry.get_backend("fake")

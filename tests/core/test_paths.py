@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rna_core.controller import PathController
+from rna_core.controller import DrawController
 from rna_core.paths import PathSpace
 
 
@@ -48,7 +48,7 @@ def test_json_round_trip():
 
 
 def test_controller_policies():
-    ctrl = PathController(PathSpace.uniform("bn+in", 20), np.random.default_rng(0))
+    ctrl = DrawController(PathSpace.uniform("bn+in", 20), np.random.default_rng(0))
     free = {tuple(ctrl.next_draw().path) for _ in range(10)}
     assert len(free) == 10  # resample: a fresh path per forward
     with ctrl.frozen() as (p, _):
@@ -59,5 +59,5 @@ def test_controller_policies():
     seen = []
     with ctrl.observe(seen.append):
         ctrl.next_draw()
-    ctrl.next_draw()
-    assert len(seen) == 1 and ctrl.policy == "resample"
+    after = [tuple(ctrl.next_draw().path) for _ in range(3)]
+    assert len(seen) == 1 and len(set(after)) == 3  # observer gone, resampling again

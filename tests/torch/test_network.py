@@ -6,7 +6,7 @@ import torch
 
 from rna_core.backends.torch.layers import NormSlot
 from rna_core.classifier import build_classifier
-from rna_core.controller import PathController
+from rna_core.controller import DrawController
 from rna_core.paths import PathSpace
 
 
@@ -95,4 +95,4 @@ def test_input_checks():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         clf.predict(np.full((2, 3, 8, 8), 2.0, np.float32))
     with pytest.raises(ValueError, match="normalization slots"):
-        clf.backend.build_model(clf.graph, PathController(PathSpace.uniform("bn", 3), np.random.default_rng()))
+        clf.backend.build_model(clf.graph, DrawController(PathSpace.uniform("bn", 3), np.random.default_rng()))

@@ -15,7 +15,7 @@ import rna_core
 from rna_core.checkpoints import load_checkpoint, save_checkpoint
 from rna_core.classifier import build_classifier
 from rna_core.recipes import get_recipe
-from rna_core.training import _initialise
+from rna_core.training import initialise_from
 
 TINY = {"arch": "small_cnn", "width": 4, "train_samples": 512, "batch_size": 16, "epochs": 2, "eval_samples": 32,
         "train_attack.steps": 2, "eval_attack.steps": 2, "eval_eot": 2, "checkpoint_every": 4}
@@ -69,9 +69,9 @@ def test_init_checkpoint_starts_an_rna_model_from_a_bn_model(tmp_path):
     recipe = get_recipe("quick", **dict(TINY, init_checkpoint=str(bn.run_dir)))
     clf = build_classifier({"name": "small_cnn", "num_classes": 10, "in_channels": 1, "width": 4}, "bn+in", True,
                            "torch", np.random.default_rng(0), seed=1)
-    _initialise(clf, recipe.init_checkpoint, verbose=False)
+    initialise_from(clf, recipe.init_checkpoint, verbose=False)
     state = clf.backend.get_state(clf.model)
     assert set(source) < set(state) and all(np.array_equal(state[k], v) for k, v in source.items())
     save_checkpoint(tmp_path / "other", "ckpt-e0000", {"foo": np.zeros(3, np.float32)}, {}, {})
     with pytest.raises(ValueError, match="shares no parameter"):
-        _initialise(clf, str(tmp_path / "other"), verbose=False)
+        initialise_from(clf, str(tmp_path / "other"), verbose=False)

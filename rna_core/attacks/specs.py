@@ -1,20 +1,7 @@
-"""Attack specifications (backend-neutral), their random starts, and the papers' settings.
+"""Attack specifications: one frozen :class:`AttackSpec` per attack, the papers' settings and the attack grammar.
 
-Every attack is one frozen :class:`AttackSpec`; backends implement the algorithms natively and draw
-every random number (starts, targets, Square's squares) from the core's numpy Generator, so a run is
-reproducible and identical across backends. ``eot`` > 1 averages every gradient (or, for DeepFool,
-Jacobian) over that many forwards, each drawing the model's randomness afresh (Athalye et al. 2018).
-
-Attacks (``name``):
-- ``fgsm``: x + eps sign(grad L)  (Goodfellow et al. 2015)
-- ``pgd``: x_{t+1} = P(x_t + alpha sign(g)) in L-inf, or x_t + alpha g / ||g||_2 in L2 (Madry et al. 2018)
-- ``mifgsm``: g_{t+1} = mu g_t + grad / mean|grad|, step alpha sign(g_{t+1})  (Dong et al. 2018)
-- ``cw``: Adam on w, x' = (tanh w + 1) / 2, min ||x' - x||^2 + c max(Z_y - max_{j!=y} Z_j, -kappa), with an
-  optional binary search over c per example (Carlini & Wagner 2017); minimum-norm, ``eps`` = L2 budget
-- ``deepfool``: linearised step to the nearest boundary, (1 + overshoot) per step (Moosavi-Dezfooli 2016)
-- ``apgd-ce`` / ``apgd-dlr``: APGD with step-size halving at checkpoints (Croce & Hein 2020)
-- ``apgd-t``: targeted APGD with the targeted DLR loss over the top ``n_targets`` classes
-- ``square``: gradient-free random-square search on the margin loss (Andriushchenko et al. 2020)
+``eot`` > 1 averages every gradient (DeepFool: Jacobian; Square: margin) over that many forwards, each drawing the
+model's randomness afresh (Athalye et al. 2018). The formulas live with the loops (``rna_core.attacks.<module>``).
 """
 
 from __future__ import annotations
@@ -23,13 +10,12 @@ import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 NORMS = ("linf", "l2")
 NAMES = ("fgsm", "pgd", "mifgsm", "cw", "deepfool", "apgd-ce", "apgd-dlr", "apgd-t", "square")
 MIN_NORM = ("cw", "deepfool")
 GRADIENT_FREE = ("square",)
 TARGETABLE = ("fgsm", "pgd", "mifgsm")  # ``targeted=True``: a random other class (``random_targets``)
+RANDOM_START = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t")
 
 
 @dataclass(frozen=True)
@@ -38,7 +24,8 @@ class AttackSpec:
 
     ``steps`` counts iterations (Square: queries). For the minimum-norm attacks ``eps`` is an L2 budget:
     an example counts as broken only if its perturbation's L2 norm is at most ``eps`` (``inf``: any size,
-    the papers' reading).
+    the papers' reading). ``restarts`` > 1 runs the attack again from new random numbers and keeps, per
+    example, the first run that fools the model.
     """
 
     name: str = "pgd"
@@ -69,8 +56,8 @@ class AttackSpec:
             raise ValueError(f"attack eps and alpha must be >= 0, got eps={self.eps}, alpha={self.alpha}")
         if self.steps < 0 or self.restarts < 1 or self.eot < 1 or self.search_steps < 1:
             raise ValueError(f"need steps >= 0, restarts, eot, search_steps >= 1 in {self}")
-        if self.name == "square" and self.eot > 1:
-            raise ValueError("square is gradient-free: eot does not apply")
+        if self.name == "square" and self.norm != "linf":
+            raise ValueError("square is implemented for the L-inf norm only")
         if self.targeted and self.name not in TARGETABLE:
             raise ValueError(f"targeted {self.name} is not available; targeted attacks: {TARGETABLE} and apgd-t "
                              "(targeted by construction)")
@@ -88,56 +75,15 @@ class AttackSpec:
     def minimum_norm(self) -> bool:
         return self.name in MIN_NORM
 
+    @property
+    def gradient_free(self) -> bool:
+        return self.name in GRADIENT_FREE
+
     def replace(self, **changes) -> AttackSpec:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    def random_start_for(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """delta_0 (float32, shape of x). PGD L-inf: U(-eps, eps) per pixel; PGD L2: a Gaussian direction scaled to
-        radius eps * U(0, 1) (torchattacks' PGDL2); APGD: eps t / max|t|, t ~ U(-1, 1) (L-inf) or eps t / ||t||_2,
-        t ~ N(0, 1) (L2), as AutoAttack; zeros for attacks without a random start."""
-        uses_start = self.name in ("pgd", "apgd-ce", "apgd-dlr", "apgd-t") and self.random_start and self.eps > 0
-        if not uses_start:
-            return np.zeros(x.shape, np.float32)
-        n = len(x)
-        if self.name == "pgd" and self.norm == "linf":
-            return rng.uniform(-self.eps, self.eps, size=x.shape).astype(np.float32)
-        if self.norm == "linf":
-            t = rng.uniform(-1, 1, size=x.shape)
-            return (self.eps * t / np.abs(t.reshape(n, -1)).max(1).reshape(-1, *[1] * (x.ndim - 1))).astype(np.float32)
-        d = rng.standard_normal(size=x.shape).reshape(n, -1)
-        radius = rng.uniform(0, 1, size=(n, 1)) if self.name == "pgd" else np.ones((n, 1))
-        d *= self.eps * radius / (np.linalg.norm(d, axis=1, keepdims=True) + 1e-12)
-        return d.reshape(x.shape).astype(np.float32)
-
-
-def random_targets(y: np.ndarray, num_classes: int, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly drawn class different from each label (targeted FGSM/PGD/MIFGSM)."""
-    return (y + rng.integers(1, num_classes, size=len(y))) % num_classes
-
-
-def square_size(p_init: float, it: int, n_queries: int, features: int, channels: int) -> int:
-    """Side of Square's window at query ``it``: p halves at 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000
-    of 10,000 (rescaled to ``n_queries``), s = round(sqrt(p * H * W)) >= 1 (Andriushchenko et al. 2020)."""
-    t = int(it / n_queries * 10000)
-    halvings = sum(t > b for b in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
-    p = p_init / 2**halvings
-    return max(int(round(math.sqrt(p * features / channels))), 1)
-
-
-def apgd_checkpoints(steps: int) -> list[int]:
-    """Iterations after which APGD checks its step size: p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1}
-    - 0.03, 0.06) (Croce & Hein 2020, Sec. 3.2), in AutoAttack's integer form: first interval int(0.22 N), each
-    next one int(0.03 N) shorter, never below int(0.06 N) (all at least 1)."""
-    k, decr, k_min = (max(int(f * steps), 1) for f in (0.22, 0.03, 0.06))
-    out, at = [], k
-    while at <= steps:
-        out.append(at)
-        k = max(k - decr, k_min)
-        at += k
-    return out
 
 
 # the papers' evaluation settings (RNA Sec. 5.1, CTRW Sec. 4): CIFAR L-inf eps 8/255
@@ -176,8 +122,8 @@ def apgd_t(steps: int = 100, eps: float = 8 / 255, n_targets: int = 9, eot: int 
     return AttackSpec("apgd-t", eps=eps, steps=steps, n_targets=n_targets, eot=eot)
 
 
-def square(queries: int = 5000, eps: float = 8 / 255, p_init: float = 0.8) -> AttackSpec:
-    return AttackSpec("square", eps=eps, steps=queries, p_init=p_init, random_start=False)
+def square(queries: int = 5000, eps: float = 8 / 255, p_init: float = 0.8, eot: int = 1) -> AttackSpec:
+    return AttackSpec("square", eps=eps, steps=queries, p_init=p_init, random_start=False, eot=eot)
 
 
 def autoattack(eps: float = 8 / 255, steps: int = 100, eot: int = 1) -> list[AttackSpec]:

@@ -1,0 +1,126 @@
+"""Attack time of this checkout against an older revision of rna-core, per backend, as new / old ratios.
+
+    python benchmarks/attack_time.py [--baseline d1796d4] [--backends torch,mindspore-graph,mindspore-pynative]
+
+PGD-20, APGD-CE (100 iterations) and Square (1,000 queries) on ResNet-18 width 16, batch 128 x 3 x 32 x 32, with
+labels = the model's clean predictions (every example starts correctly classified; Square at eps 2/255 so that it
+runs many queries). Both implementations run in separate processes on the same weights, input and random numbers,
+alternating old / new for ``--rounds`` rounds (so drift in the machine's load hits both alike); each process
+first runs every attack once on 8 images (MindSpore GRAPH_MODE compiles there) and then times each attack once.
+The baseline is the ``--baseline`` revision of this repository, exported with ``git archive`` and laid out as the
+installed package (``backends/`` -> ``rna_core/backends``, ``models/`` -> ``rna_core/models``). Prints median
+seconds per attack and the new / old ratio; ``--json`` writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ATTACKS = ("PGD-20", "APGD-CE-100", "Square-1000")
+
+
+def worker(args) -> None:
+    """Time the three attacks with whatever ``rna_core`` is importable; print one JSON line."""
+    import numpy as np
+
+    import rna_core
+    from rna_core import attacks as A
+    from rna_core.classifier import build_classifier
+    from rna_core.registry import get_backend
+
+    name, _, mode = args.backend.partition("-")
+    be = get_backend(name, **({"mode": mode} if mode else {}))
+    clf = build_classifier({"name": "resnet18", "num_classes": 10, "in_channels": 3, "width": args.width}, "bn",
+                           True, be, np.random.default_rng(0), 0)
+    be.set_training(clf.model, False)
+    x = np.random.default_rng(1).random((args.batch, 3, 32, 32), dtype=np.float32)
+    y = be.numpy(be.logits(clf.model, be.tensor(x))).argmax(1)
+    specs = {"PGD-20": A.pgd(args.pgd_steps), "APGD-CE-100": A.apgd("ce", args.apgd_steps),
+             "Square-1000": A.square(args.queries, 2 / 255)}
+    for spec in specs.values():  # warm-up (and GRAPH_MODE compilation)
+        be.attack(clf.model, be.tensor(x[:8]), be.tensor(y[:8]), spec.replace(steps=2), np.random.default_rng(0))
+    out = {"rna_core": str(Path(rna_core.__file__).parent)}
+    for label, spec in specs.items():
+        t = time.perf_counter()
+        adv = be.numpy(be.attack(clf.model, be.tensor(x), be.tensor(y), spec, np.random.default_rng(2)))
+        out[label] = time.perf_counter() - t
+        out[f"{label}/checksum"] = float(np.abs(adv - x).sum())
+    print(json.dumps(out))
+
+
+def baseline_tree(revision: str, into: Path) -> Path:
+    """The package of ``revision`` laid out as installed, under ``into``."""
+    src = into / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    pkg = into / "site" / "rna_core"
+    shutil.copytree(src / "rna_core", pkg)
+    shutil.copytree(src / "backends", pkg / "backends")
+    shutil.copytree(src / "models", pkg / "models")
+    return into / "site"
+
+
+def run_worker(args, backend: str, path: Path | None) -> dict:
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
+    cmd = [sys.executable, __file__, "--worker", "--backend", backend, "--width", str(args.width), "--batch",
+           str(args.batch), "--pgd-steps", str(args.pgd_steps), "--apgd-steps", str(args.apgd_steps), "--queries",
+           str(args.queries)]
+    done = subprocess.run(cmd, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"worker failed ({backend}, {'old' if path else 'new'}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--baseline", default="d1796d4", help="git revision of the old implementation")
+    p.add_argument("--backends", default="torch,mindspore-graph,mindspore-pynative")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--pgd-steps", type=int, default=20)
+    p.add_argument("--apgd-steps", type=int, default=100)
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--json", default=None)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        old_path = baseline_tree(args.baseline, Path(tmp))
+        for backend in args.backends.split(","):
+            runs: dict[str, list[dict]] = {"old": [], "new": []}
+            for _ in range(args.rounds):
+                runs["old"].append(run_worker(args, backend, old_path))
+                runs["new"].append(run_worker(args, backend, None))
+            med = {impl: {a: statistics.median(r[a] for r in rs) for a in ATTACKS} for impl, rs in runs.items()}
+            same = {a: runs["old"][0][f"{a}/checksum"] == runs["new"][0][f"{a}/checksum"] for a in ATTACKS}
+            results[backend] = {"seconds": med, "ratio": {a: med["new"][a] / med["old"][a] for a in ATTACKS},
+                                "same_examples": same}
+            print(f"{backend}: new / old (median of {args.rounds}), ResNet-18 width {args.width}, "
+                  f"batch {args.batch} x 3 x 32 x 32")
+            for a in ATTACKS:
+                print(f"  {a:12s} old {med['old'][a]:8.2f} s   new {med['new'][a]:8.2f} s   "
+                      f"ratio {results[backend]['ratio'][a]:.3f}   same examples: {same[a]}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"baseline": args.baseline, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Adversarial attacks, each loop written once against two seams a backend implements (``Oracle``, ``Ops``).
+
+``run(oracle, x, y, spec, rng)`` dispatches by the table ``ATTACKS``; every random number (starts, targets,
+Square's squares) comes from ``rng``, the core's numpy Generator, so an attack is reproducible and identical on
+every backend. Modules: ``specs`` (AttackSpec, the papers' settings, the attack grammar), ``schedules`` (random
+starts, targets, APGD checkpoints, Square's window sizes), ``seams`` (Oracle, Ops, Loss), ``losses`` (float64
+references of the losses), ``common`` (projection, EOT averages), ``loops`` (the nine loops), ``dispatch``.
+"""
+
+from .dispatch import ATTACKS, run
+from .schedules import apgd_checkpoints, random_start, random_targets, square_size
+from .seams import CE, CE_MEAN, DLR, DLR_TARGETED, LOGITS, LOSS_NAMES, Loss, Ops, Oracle
+from .specs import (
+    GRADIENT_FREE,
+    MIN_NORM,
+    NAMES,
+    NORMS,
+    TARGETABLE,
+    AttackSpec,
+    apgd,
+    apgd_t,
+    autoattack,
+    cw,
+    deepfool,
+    fgsm,
+    mifgsm,
+    paper_suite,
+    parse_attack,
+    pgd,
+    square,
+)
+
+__all__ = ["ATTACKS", "CE", "CE_MEAN", "DLR", "DLR_TARGETED", "GRADIENT_FREE", "LOGITS", "LOSS_NAMES", "MIN_NORM",
+           "NAMES", "NORMS", "TARGETABLE", "AttackSpec", "Loss", "Ops", "Oracle", "apgd", "apgd_checkpoints", "apgd_t",
+           "autoattack", "cw", "deepfool", "fgsm", "mifgsm", "paper_suite", "parse_attack", "pgd", "random_start",
+           "random_targets", "run", "square", "square_size"]

@@ -1,0 +1,129 @@
+"""What every backend promises for training: each method's step is the paper's algorithm as the core writes it,
+run on the draws the algorithm says (black-box AT attacks one path and trains another), and moves the weights.
+One model per kind serves the module (MindSpore compiles each model's programs once)."""
+
+import numpy as np
+import pytest
+
+from rna_core.algorithms import ALGORITHMS
+from rna_core.attacks import pgd
+from rna_core.backend import SGDConfig
+from rna_core.evaluation import craft
+from rna_core.recipes import get_recipe
+
+RECIPE = get_recipe("quick", train_attack=pgd(3, 8 / 255, 2 / 255), apart_groups=4)
+
+
+@pytest.fixture(scope="module")
+def rna(make_classifier):
+    """A bn+in model and its optimizer, shared by the module's tests."""
+    clf = make_classifier("bn+in")
+    return clf, clf.backend.make_optimizer(clf.model, SGDConfig(0.1, 0.9, 5e-4))
+
+
+def _step(rna, method, x, y, recipe=RECIPE, seed=7):
+    """Run one step of ``method``; returns (paths of every forward, [(forwards before the update, its input)])."""
+    clf, opt = rna
+    be = clf.backend
+    seen, updates = [], []
+    original = be.train_step
+
+    def spy(model, optimizer, xb, yb):
+        updates.append((len(seen), be.numpy(xb)))
+        return original(model, optimizer, xb, yb)
+
+    be.train_step = spy
+    try:
+        with clf.controller.observe(lambda d: seen.append(d.path.copy())):
+            result = ALGORITHMS[method](clf, opt, x, y, recipe, np.random.default_rng(seed))
+    finally:
+        del be.train_step
+    return seen, updates, result
+
+
+def test_blackbox_attacks_one_path_and_updates_another(rna, batch):
+    x, y = batch
+    clf = rna[0]
+    before = clf.backend.get_state(clf.model)
+    seen, updates, _ = _step(rna, "blackbox", x, y)
+    steps = RECIPE.train_attack.steps
+    assert len(seen) == steps + 1 and updates[0][0] == steps
+    p_a, p = seen[0], seen[-1]
+    assert all((q == p_a).all() for q in seen[:-1]), "the attack path must be held for every PGD step"
+    assert (p != p_a).any(), "the update must use a freshly drawn path"
+    after = clf.backend.get_state(clf.model)
+    clf.backend.set_state(clf.model, before)
+    clf.backend.set_training(clf.model, True)
+    with clf.controller.fixed(p_a):
+        adv = clf.backend.numpy(craft(clf, x, y, RECIPE.train_attack, np.random.default_rng(7)))
+    clf.backend.set_state(clf.model, after)
+    np.testing.assert_array_equal(updates[0][1], adv, err_msg="the update's input is PGD on p_a")
+
+
+def test_madry_attacks_and_updates_the_same_path(rna, batch):
+    seen, _, _ = _step(rna, "madry", *batch)
+    assert len(seen) == RECIPE.train_attack.steps + 1 and all((q == seen[0]).all() for q in seen)
+
+
+def test_clean_step_is_one_forward(rna, batch):
+    seen, updates, _ = _step(rna, "clean", *batch)
+    assert len(seen) == 1 and updates[0][0] == 0
+
+
+def test_eot_draws_a_fresh_path_every_forward(rna, batch):
+    clf = rna[0]
+    clf.backend.set_training(clf.model, False)
+    start = clf.controller.rng.bit_generator.state
+    seen = []
+    with clf.controller.observe(lambda d: seen.append(d.path.copy())):
+        craft(clf, *batch, pgd(2, eot=4), np.random.default_rng(0))
+    replay = np.random.default_rng()
+    replay.bit_generator.state = start
+    assert len(seen) == 8 and all((p == clf.space.sample(replay)).all() for p in seen), "8 forwards, 8 new draws"
+
+
+@pytest.mark.parametrize("method", ["clean", "madry", "blackbox", "sam", "apart", "apart-sam"])
+def test_every_method_moves_the_weights(rna, batch, method):
+    clf = rna[0]
+    before = clf.backend.get_state(clf.model)
+    _, _, result = _step(rna, method, *batch)
+    after = clf.backend.get_state(clf.model)
+    assert np.isfinite(result.loss) and result.count == len(batch[1]) and 0 <= result.correct <= result.count
+    assert any(not np.array_equal(before[k], after[k]) for k in before if k.endswith("weight"))
+
+
+def test_two_pass_methods_run_every_pass_of_a_step_on_one_path(rna, batch):
+    for method in ("sam", "apart", "apart-sam"):
+        seen = []
+        for seed in range(3):
+            seen += [tuple(p) for p in _step(rna, method, *batch, seed=seed)[0]]
+        assert len(seen) == 6 and all(seen[2 * i] == seen[2 * i + 1] for i in range(3)), (method, seen)
+        assert len(set(seen)) > 1, "each step draws a new path"
+
+
+def test_apart_with_eps_zero_is_standard_training(make_classifier, batch):
+    """eps = 0, n = 1, N = M: APART's update is standard training's (momentum, weight decay, running stats)."""
+    recipe = get_recipe("quick-apart", apart_eps=0.0, apart_groups=1)
+    a, b = make_classifier("bn"), make_classifier("bn")
+    for c, method in ((a, "apart"), (b, "clean")):
+        opt = c.backend.make_optimizer(c.model, SGDConfig(0.1, 0.9, 5e-4))
+        for step in range(2):
+            ALGORITHMS[method](c, opt, *batch, recipe, np.random.default_rng(step))
+    sa, sb = a.backend.get_state(a.model), b.backend.get_state(b.model)
+    for k in sa:
+        np.testing.assert_allclose(sa[k], sb[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_ctrw_attacks_one_noise_draw_and_keeps_sigma_in_bounds(make_classifier, batch):
+    recipe = get_recipe("quick-ctrw", train_attack=pgd(2, 8 / 255, 2 / 255), sigma_lower=20.0, sigma_upper=60.0)
+    clf = make_classifier("bn", ctrw={"position": 0, "variant": "in", "image_size": [12, 12]})
+    opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.5, 0.9, 5e-4))
+    seen = []
+    with clf.controller.observe(lambda d: seen.append(d.noise.copy())):
+        for step in range(3):
+            del seen[:]
+            ALGORITHMS["ctrw"](clf, opt, *batch, recipe, np.random.default_rng(step))
+            assert len(seen) == 3 and all(np.array_equal(n, seen[0]) for n in seen[:-1])
+            assert not np.array_equal(seen[-1], seen[0]), "the update uses a fresh noise draw"
+            total = clf.sigmas()["ctrw.sigma"].sum()
+            assert 20.0 - 1e-3 <= total <= 60.0 + 1e-3, f"step {step}: sum(sigma) = {total}"

@@ -1,0 +1,130 @@
+"""What every backend promises for attacks: the Oracle's losses are the float64 formulas, its gradients and
+Jacobian are derivatives of its logits, and every attack fools the model, stays within its budget and [0, 1], and
+draws its random numbers only from the Generator it is given."""
+
+import numpy as np
+import pytest
+
+from rna_core import attacks as A
+from rna_core.algorithms import ALGORITHMS
+from rna_core.attacks.losses import reference
+from rna_core.backend import SGDConfig
+from rna_core.data import load_bundled
+from rna_core.data.loader import batches
+from rna_core.recipes import get_recipe
+
+SPECS = {
+    "fgsm": A.fgsm(8 / 255),
+    "pgd": A.pgd(5, 8 / 255, 2 / 255),
+    "pgd-targeted": A.pgd(5, 16 / 255, 4 / 255).replace(targeted=True),
+    "pgd-l2": A.pgd(5, 0.5, 0.2, norm="l2"),
+    "pgd-restarts": A.pgd(3, 8 / 255, 2 / 255, restarts=2),
+    "mifgsm": A.mifgsm(5, 8 / 255, 2 / 255),
+    "cw": A.cw(10, c=10.0, lr=0.05),
+    "deepfool": A.deepfool(8),
+    "apgd-ce": A.apgd("ce", 10),
+    "apgd-dlr": A.apgd("dlr", 10),
+    "apgd-t": A.apgd_t(5, n_targets=2),
+    "square": A.square(20, 8 / 255),
+}
+RANDOMIZED = ("pgd", "pgd-targeted", "pgd-l2", "pgd-restarts", "apgd-ce", "apgd-dlr", "apgd-t", "square")
+
+
+@pytest.fixture(scope="module")
+def victim(make_classifier):
+    """A deterministic model (plain BN, two epochs of clean training on 1,024 bundled images, eval mode) and 16
+    test images labelled with its own predictions, so that every attack starts at 100 % accuracy."""
+    clf = make_classifier("bn", width=8)
+    be = clf.backend
+    opt = be.make_optimizer(clf.model, SGDConfig(0.05, 0.9, 5e-4))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        for xb, yb in batches(load_bundled("train").subset(1024), 64, rng, shuffle=True):
+            ALGORITHMS["clean"](clf, opt, xb, yb, get_recipe("quick"), rng)
+    be.set_training(clf.model, False)
+    x = load_bundled("test").subset(16).x.astype(np.float32) / 255
+    y = be.numpy(be.logits(clf.model, be.tensor(x))).argmax(1)
+    return clf, x, y
+
+
+def _attack(clf, x, y, spec, seed=0):
+    be = clf.backend
+    return be.numpy(be.attack(clf.model, be.tensor(x), be.tensor(y), spec, np.random.default_rng(seed)))
+
+
+def _accuracy(clf, x, y) -> float:
+    be = clf.backend
+    return float((be.numpy(be.logits(clf.model, be.tensor(x))).argmax(1) == y).mean())
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_attack_fools_stays_in_budget_and_range(victim, name):
+    clf, x, y = victim
+    spec = SPECS[name]
+    adv = _attack(clf, x, y, spec)
+    assert adv.shape == x.shape and adv.dtype == np.float32 and np.isfinite(adv).all()
+    assert adv.min() >= 0 and adv.max() <= 1
+    delta = (adv - x).reshape(len(x), -1)
+    if spec.minimum_norm:
+        assert np.linalg.norm(delta, axis=1).max() > 0
+    elif spec.norm == "linf":
+        assert np.abs(delta).max() <= spec.eps + 1e-6
+    else:
+        assert np.linalg.norm(delta, axis=1).max() <= spec.eps + 1e-5
+    assert _accuracy(clf, adv, y) < 1.0, f"{name} fooled no example of a model it starts at 100 % on"
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_attack_draws_only_from_its_generator(victim, name):
+    clf, x, y = victim
+    spec = SPECS[name]
+    clf.backend.seed(11)  # (MindSpore's set_seed also seeds numpy's global state)
+    legacy = np.random.get_state()[1].copy()
+    first = _attack(clf, x, y, spec, seed=3)
+    assert np.array_equal(np.random.get_state()[1], legacy), "the attack used numpy's global random state"
+    clf.backend.seed(12)
+    np.testing.assert_array_equal(first, _attack(clf, x, y, spec, seed=3), err_msg="same Generator, same examples")
+    if name in RANDOMIZED:
+        assert not np.array_equal(first, _attack(clf, x, y, spec, seed=4)), "another Generator, other draws"
+
+
+def test_unknown_attack_name_is_an_error(victim):
+    clf, x, y = victim
+    spec = object.__new__(A.AttackSpec)
+    object.__setattr__(spec, "name", "pgd2")
+    with pytest.raises(ValueError, match="unknown attack 'pgd2'"):
+        A.run(clf.backend.oracle(clf.model), x, y, spec, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("loss", [A.CE, A.CE_MEAN, A.DLR, A.DLR_TARGETED, A.Loss("cw"), A.Loss("cw", 0.3),
+                                  A.LOGITS], ids=str)
+def test_oracle_losses_are_the_float64_formulas(victim, loss):
+    clf, x, y = victim
+    be, oracle = clf.backend, clf.backend.oracle(clf.model)
+    rng = np.random.default_rng(0)
+    w = {"dlr-t": (y + 1) % 10, "cw": rng.uniform(0.5, 2, len(y)).astype(np.float32),
+         "logits": rng.standard_normal((len(y), 10)).astype(np.float32)}.get(loss.name, y)
+    per, logits, grad = oracle.loss_grad(loss, be.tensor(x), be.tensor(y), be.tensor(w), oracle.draw())
+    z = be.numpy(logits).astype(np.float64)
+    np.testing.assert_allclose(be.numpy(per), reference(loss, z, y, w), rtol=1e-4, atol=1e-5)
+    # the input gradient is dL/dz (central differences of the float64 formula in logit space) times the Jacobian
+    h, dz = 1e-6, np.zeros_like(z)
+    for k in range(z.shape[1]):
+        e = np.zeros_like(z)
+        e[:, k] = h
+        dz[:, k] = (reference(loss, z + e, y, w) - reference(loss, z - e, y, w)) / (2 * h)
+    jac = be.numpy(oracle.jacobian(be.tensor(x), be.tensor(y), oracle.draw())[1]).astype(np.float64)
+    expected = np.einsum("nk,nk...->n...", dz, jac) / (len(y) if loss.mean else 1)
+    np.testing.assert_allclose(be.numpy(grad), expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
+
+
+def test_jacobian_rows_are_logit_gradients(victim):
+    clf, x, y = victim
+    be, oracle = clf.backend, clf.backend.oracle(clf.model)
+    logits, jac = oracle.jacobian(be.tensor(x), be.tensor(y), oracle.draw())
+    jac = be.numpy(jac)
+    assert jac.shape == (len(x), 10, *x.shape[1:])
+    for k in (0, 7):
+        w = np.eye(10, dtype=np.float32)[np.full(len(x), k)]
+        _, _, g = oracle.loss_grad(A.LOGITS, be.tensor(x), be.tensor(y), be.tensor(w), oracle.draw())
+        np.testing.assert_allclose(jac[:, k], be.numpy(g), rtol=1e-4, atol=1e-6)

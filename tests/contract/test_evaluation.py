@@ -1,0 +1,43 @@
+"""What every backend promises for evaluation: a randomized model is scored under the named protocols with
+consistent worst cases, a deterministic one white-box, and minimum-norm attacks respect their L2 budget."""
+
+import numpy as np
+import pytest
+
+from rna_core import attacks as A
+from rna_core.data import load_bundled
+from rna_core.evaluation import evaluate, trials
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_bundled("test").subset(32)
+
+
+def test_random_model_protocols_and_worst_case(make_classifier, data):
+    clf = make_classifier("bn+in")
+    m = evaluate(clf, data, {"PGD-2": [A.pgd(2)], "AutoAttack": A.autoattack(steps=2, eot=2)}, "both", eot=2,
+                 rng=np.random.default_rng(0), progress=False)
+    assert m["protocol"] == "both" and m["n"] == 32
+    for col in ("PGD-2", "AutoAttack"):
+        assert m[f"{col}/adaptive"] <= min(m[f"{col}/fixed-path"], m[f"{col}/eot"])
+    assert m["worst-case/adaptive"] <= min(m["PGD-2/adaptive"], m["AutoAttack/adaptive"])
+    assert m["worst-case/paper"] <= min(m["PGD-2/paper"], m["AutoAttack/paper"])
+
+
+def test_deterministic_model_is_scored_white_box(make_classifier, data):
+    m = evaluate(make_classifier("bn"), data, [A.pgd(2), A.fgsm()], rng=np.random.default_rng(0), progress=False)
+    assert m["protocol"] == "white-box" and {"PGD-2/white-box", "FGSM/white-box"} <= set(m)
+    assert m["worst-case/white-box"] <= min(m["PGD-2/white-box"], m["FGSM/white-box"]) <= m["clean"]
+
+
+def test_minimum_norm_attacks_respect_their_budget(make_classifier, data):
+    m = evaluate(make_classifier("bn"), data, [A.deepfool(3), A.cw(5, eps=0.0)], rng=np.random.default_rng(0),
+                 progress=False)
+    assert m["CW/white-box"] == m["clean"], "a zero L2 budget breaks nothing"
+    assert m["DeepFool/median-l2/white-box"] is None or m["DeepFool/median-l2/white-box"] > 0
+
+
+def test_trials_report_their_spread(make_classifier, data):
+    t = trials(make_classifier("bn+in"), data, [A.pgd(1)], n=2, progress=False)
+    assert len(t["clean"]["trials"]) == 2 and t["clean"]["min"] <= t["clean"]["mean"] <= t["clean"]["max"]
