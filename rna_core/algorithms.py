@@ -6,7 +6,9 @@
 - ``blackbox``: RNA Algorithm 1: draw p_a, run PGD on h(.; p_a) with p_a held for every step, draw a
   fresh p, update on L(h(x + delta; p), y).
 - ``ctrw``: CTRW Algorithm 1: the same with the draw covering the random weights' noise delta (attack on
-  delta_a, update on a fresh delta), then sigma constrained (``constrain_sigma``) after the optimizer step.
+  delta_a, update on a fresh delta); sigma is constrained (``constrain_sigma``) before the step's first forward,
+  as the paper checks it "before each forward propagation" (so a fresh model, a resumed run or a user's own loop
+  starts inside the bounds), and again after the optimizer step, so the saved model is inside them too.
 - ``sam``: SAM (Foret et al. 2021): g = grad at w + rho g0 / ||g0||_2 (APART Eq. 7 with p = 2), g0 the gradient
   at w, on the same batch; the update is applied at w.
 - ``apart`` / ``apart-sam``: APART Algorithm 1 (and Sec. 3.3's APART-SAM), see ``step_apart``.
@@ -72,6 +74,7 @@ def constrain_sigma(clf: Classifier, recipe: Recipe) -> None:
 
 def step_ctrw(clf: Classifier, optimizer, x: np.ndarray, y: np.ndarray, recipe: Recipe,
               rng: np.random.Generator) -> StepResult:
+    constrain_sigma(clf, recipe)
     result = step_blackbox(clf, optimizer, x, y, recipe, rng)
     constrain_sigma(clf, recipe)
     return result

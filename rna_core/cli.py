@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .attacks import paper_suite, parse_attack, pgd
-from .evaluation import PROTOCOLS
+from .evaluation import ANSWER_MODES, parse_protocols
 from .norms import parse_norms
 from .recipes import RECIPES, get_recipe
 from .reports import markdown, trials_markdown, write_text
@@ -74,6 +74,11 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _protocol(text: str) -> str:
+    parse_protocols(text)
+    return text
+
+
 def _attacks(text: str, eps: float) -> dict:
     if text == "paper":
         return paper_suite(eps)
@@ -86,13 +91,18 @@ def _run(args):
 
 def cmd_evaluate(args) -> int:
     from .evaluation import evaluate, trials
+    from .model_card import card_markdown, model_card
 
     run = _run(args)
     attacks = _attacks(args.attacks, args.eps / 255)
     progress = not args.quiet
-    metrics = evaluate(run.classifier, run.test, attacks, args.protocol, args.eot, run.rng, progress=progress)
-    out = {"metrics": metrics}
-    text = markdown({Path(args.checkpoint).name: metrics}, f"{args.checkpoint}: robust accuracy (%)")
+    metrics = evaluate(run.classifier, run.test, attacks, args.protocol, args.eot, run.rng, progress=progress,
+                       answers=args.answers, answer=args.answer, transfer_draws=args.transfer_draws)
+    name = Path(args.checkpoint).name
+    card = model_card(metrics, run.classifier, run.meta, str(args.checkpoint),
+                      f"{run.recipe.dataset} test", args.seed)
+    out = {"card": card, "metrics": metrics}
+    text = card_markdown(card, metrics, name)
     if args.trials:
         out["trials"] = trials(run.classifier, run.test, attacks, args.trials, "paper", args.eot, args.seed,
                                progress=progress)
@@ -104,14 +114,17 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_sanity(args) -> int:
-    from .sanity import run_checks
+    from .sanity import run_checks, suite_flags
 
     run = _run(args)
     checks = run_checks(run.classifier, run.test, args.eps / 255, args.steps, args.eot, args.trials, args.queries,
-                        args.seed, not args.quiet)
+                        args.seed, not args.quiet, args.answers)
     for c in checks:
         print(c)
-    return 0 if all(c.passed for c in checks) else 1
+    warnings = suite_flags(run.classifier, run.test, args.eps / 255, args.steps, args.eot, args.queries, args.seed,
+                           not args.quiet, args.answers)
+    print("\n".join(warnings) if warnings else "no sanity flags (PGD, APGD-CE, Square, DeepFool)")
+    return 0 if all(c.passed for c in checks) and not warnings else 1
 
 
 def cmd_study(args) -> int:
@@ -227,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("checkpoint", help="run directory, .json sidecar or .safetensors file")
         sp.add_argument("--samples", type=int, default=None, help="test examples (default: the recipe's)")
         sp.add_argument("--eps", type=float, default=8.0, help="L-inf budget in 1/255 units (default 8)")
-        sp.add_argument("--eot", type=int, default=8, help="draws per gradient for adaptive EOT attacks")
+        sp.add_argument("--eot", type=int, default=8, help="K: draws per gradient of the adaptive EOT attacks")
+        sp.add_argument("--answers", type=int, default=10, help="R: fresh draws answering every image (default 10)")
+        sp.add_argument("--answer", default="per-batch", choices=ANSWER_MODES,
+                        help="draws shared by a batch (default) or drawn per example")
         sp.add_argument("--seed", type=int, default=0)
 
     e = sub.add_parser("evaluate", help="robust accuracy of a checkpoint under named protocols")
@@ -235,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--attacks", default="pgd",
                    help="comma list: fgsm, pgd[:steps], pgdl2, mifgsm, cw[:steps], deepfool, apgd-ce, apgd-dlr, "
                         "apgd-t, square[:queries], autoattack; or 'paper' for the papers' columns")
-    e.add_argument("--protocol", default="both", choices=PROTOCOLS,
-                   help="paper: attack one draw, answer a fresh one; adaptive: EOT + fixed path; both")
+    e.add_argument("--transfer-draws", type=int, default=1,
+                   help="H: adaptive transfer from H held draws (the attacker keeps the most confusing candidate)")
+    e.add_argument("--protocol", default="both", type=_protocol,
+                   help="paper (attack a held draw), adaptive (EOT, transfer), oracle (diagnostic: the attacked draw "
+                        "answers), joined with '+'; both = paper+adaptive (default), all")
     e.add_argument("--trials", type=int, default=0, help="also repeat the paper protocol N times (stability)")
     e.add_argument("--report", default=None, help="write PATH.md and PATH.json")
     e.set_defaults(fn=cmd_evaluate)
@@ -262,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     cr.add_argument("--ps-samples", type=int, default=100_000, help="pairs of draws per random weight")
     cr.add_argument("--sums", default=None, help="sum(sigma) values for Fig. 3b (default 1 and 0.5..6 x size)")
     cr.add_argument("--steps", type=int, default=20, help="PGD steps for Fig. 3b")
-    cr.add_argument("--protocol", default="paper", choices=PROTOCOLS)
+    cr.add_argument("--protocol", default="paper", type=_protocol)
     cr.set_defaults(fn=cmd_ctrw_report)
     ar = sub.add_parser("apart-report", help="APART Fig. 1 (attacks on BN statistics) and Fig. 2 (shifted "
                                                  "statistics), JSON + PNG")

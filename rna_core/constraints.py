@@ -1,12 +1,13 @@
 """Keeping CTRW's sigma inside sum(sigma) in [A, B] (Eq. 5), applied after every optimizer step.
 
-Rules (``Recipe.ctrw_constraint``):
+Rules (``Recipe.sigma_constraint``):
 - ``project`` (default): the Euclidean projection onto {sigma >= 0, A <= sum(sigma) <= B}, exact: the
   solution is max(sigma - t, 0) with the scalar t found by bisection on the monotone sum (t = 0 when the
   clipped sigma already satisfies both bounds).
 - ``authors``: the authors' rule: when min(sigma) < A / m (m entries), every entry below A / m is raised
-  by A / m - min(sigma). It does not reach sum >= A in general and never enforces B (the authors' code has
-  no upper bound); it is kept to reproduce their runs.
+  by d = A / m - min(sigma). In exact arithmetic that lifts every such entry to at least min(sigma) + d = A / m,
+  so sum >= A always holds afterwards (float32 rounding can leave it a hair below); it never enforces B (the
+  authors' code has no upper bound). It is kept to reproduce their runs.
 - ``none``: sigma is left alone (the paper's "without constraint" ablation).
 - ``fixed``: sigma = value / m everywhere (the "fixed std" ablations at A, B or (A + B) / 2).
 """

@@ -1,17 +1,28 @@
-"""Evaluation of (possibly randomized) classifiers under attack, every number labelled with its protocol.
+"""Evaluation of (possibly randomized) classifiers under attack, every number labelled with its threat model.
 
-For a model whose path space is random:
-- ``paper`` (the RNA and CTRW papers' protocol): attack one drawn path p_a held fixed for every step, answer
-  with a fresh draw. It measures path-to-path transfer and is kept to compare with the published tables;
-- ``adaptive`` (the default report): attacks that know the randomness: ``fixed-path`` (the attack of p_a
-  answered by p_a itself), ``eot`` (every gradient averaged over K fresh draws, answered by a fresh draw;
-  gradient-free attacks query fresh draws) and ``adaptive``, the per-example worst case of the two.
-A deterministic model has one protocol, ``white-box``. Clean accuracy uses one fresh draw per batch.
-``worst-case/<protocol>`` counts an example robust only if it survives every attack run under that
-protocol; attacks in one column (AutoAttack's members) are also combined per example. Minimum-norm attacks
-(CW, DeepFool) break an example that was classified correctly only within their L2 budget ``eps`` and
-report the median L2 distortion of the examples they fooled (already misclassified examples, left
-unperturbed, are not counted).
+Every example, clean or adversarial, is answered by ``answers`` = R fresh draws of the model's randomness and
+scored by ``rna_core.scoring``: expected accuracy (one submission) and persistent accuracy (all R answers right),
+each with a standard error. ``answer="per-batch"`` answers a batch with one draw per answer (how the model runs
+by default); ``"per-example"`` gives every example its own draws (independent answers, N x R forwards of one
+image). A deterministic model is answered once.
+
+Threat models (``protocol``, joined with ``+``; ``all`` = paper+adaptive+oracle, ``both`` = paper+adaptive):
+- ``paper``: the attack runs on one draw the attacker holds in its own copy of the model, for every step; fresh
+  draws answer (the RNA and CTRW papers' protocol: transfer between draws). Every attack here has EOT 1.
+- ``adaptive``: attacks that know the randomness. ``eot``: every gradient (Square: every loss) averaged over K
+  fresh draws (``eot``; an attack whose spec already sets eot keeps it). ``transfer``: with
+  ``transfer_draws`` = H > 1, the attack runs on H held draws and, per example, the attacker keeps the candidate
+  whose cross-entropy averaged over K fresh queries is highest. Each member is answered by fresh draws, and the
+  column's ``adaptive`` entry is the per-example worst of paper, eot and transfer: realizable attacks only.
+- ``oracle``: the paper attack answered by the very draw it attacked, i.e. an attacker who knows the defender's
+  next draw, which no attacker does. A labelled diagnostic: never inside a worst case.
+A deterministic model is scored ``white-box`` (EOT is pointless there: every spec runs with eot 1).
+
+``worst-case/<group>`` counts an example with its worst attack of the group (white-box, paper, adaptive); columns
+holding several attacks (AutoAttack's members) combine the same way. Minimum-norm attacks (CW, DeepFool) submit
+their output only where its L2 distance is within their budget ``eps``, else the clean image; they also report the
+median L2 distortion of the examples most answers misclassify. ``forwards/<col>/<member>`` counts the forward
+passes per image the attack spent (a gradient counts one). Results carry ``flags`` (``rna_core.sanity.flags``).
 """
 
 from __future__ import annotations
@@ -26,8 +37,21 @@ from .attacks import AttackSpec
 from .backend import Backend
 from .classifier import Classifier
 from .data.loader import batches, num_batches
+from .scoring import Score, score
 
-PROTOCOLS = ("paper", "adaptive", "both")
+PROTOCOLS = ("paper", "adaptive", "oracle")
+ALIASES = {"both": ("paper", "adaptive"), "all": PROTOCOLS}
+ANSWER_MODES = ("per-batch", "per-example")
+
+
+def parse_protocols(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``paper``, ``adaptive``, ``oracle``, joined with ``+`` (or a list), or ``both`` / ``all``."""
+    items = ALIASES.get(text, text.split("+")) if isinstance(text, str) else tuple(text)
+    bad = [p for p in items if p not in PROTOCOLS]
+    if bad or not items:
+        raise ValueError(f"protocol must be one or more of {PROTOCOLS} joined with '+', or one of "
+                         f"{sorted(ALIASES)}; got {text!r}")
+    return tuple(p for p in PROTOCOLS if p in items)
 
 
 def craft(clf: Classifier, x: np.ndarray, y: np.ndarray, spec: AttackSpec, rng: np.random.Generator):
@@ -38,91 +62,199 @@ def craft(clf: Classifier, x: np.ndarray, y: np.ndarray, spec: AttackSpec, rng: 
 
 
 def _columns(attacks) -> dict[str, list[AttackSpec]]:
+    """Report columns: a dict ``{column: [specs]}`` as given, or one column per spec named by its label."""
     if isinstance(attacks, dict):
         return {k: list(v) for k, v in attacks.items()}
+    labels = [spec.label for spec in attacks]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ValueError(f"attacks {twice} share a label and would overwrite each other's scores: pass a dict "
+                         "{column: [spec]} to name them")
     return {spec.label: [spec] for spec in attacks}
 
 
-class _Scorer:
-    """Robustness of one batch: correct prediction, or (minimum-norm attacks) a perturbation beyond eps."""
+class _Batch:
+    """One batch's answers: R fresh draws per example (or one draw for a deterministic model)."""
 
-    def __init__(self, clf: Classifier, x: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, clf: Classifier, x: np.ndarray, y: np.ndarray, answers: int, per_example: bool) -> None:
         self.clf, self.x, self.y = clf, x, y
-        self.clean = clf.backend.numpy(clf.backend.logits(clf.model, clf.backend.tensor(x))).argmax(1) == y
+        self.answers = answers if clf.controller.is_random else 1
+        self.per_example = per_example and clf.controller.is_random
 
-    def __call__(self, adv, spec: AttackSpec) -> tuple[np.ndarray, np.ndarray]:
-        be = self.clf.backend
-        correct = be.numpy(be.logits(self.clf.model, adv)).argmax(1) == self.y
-        l2 = np.linalg.norm((be.numpy(adv) - self.x).reshape(len(self.x), -1), axis=1)
-        robust = self.clean & (correct | (l2 > spec.eps)) if spec.minimum_norm else correct
-        return robust, np.where(correct | (l2 == 0), np.nan, l2)
+    def answer(self, images: np.ndarray, answers: int | None = None) -> np.ndarray:
+        """(N, R) correctness of ``images`` under fresh draws (the current policy's draws)."""
+        be, model = self.clf.backend, self.clf.model
+        r = self.answers if answers is None else answers
+        out = np.empty((len(self.y), r), bool)
+        for j in range(r):
+            if self.per_example:
+                out[:, j] = [be.numpy(be.logits(model, be.tensor(images[i:i + 1]))).argmax(1)[0] == self.y[i]
+                             for i in range(len(self.y))]
+            else:
+                out[:, j] = be.numpy(be.logits(model, be.tensor(images))).argmax(1) == self.y
+        return out
+
+    def submitted(self, adv: np.ndarray, spec: AttackSpec) -> tuple[np.ndarray, np.ndarray]:
+        """(what the attacker submits, its L2 distances): a minimum-norm attack's output beyond its budget is
+        replaced by the clean image."""
+        l2 = np.linalg.norm((adv - self.x).reshape(len(self.x), -1), axis=1)
+        if not spec.minimum_norm:
+            return adv, l2
+        return np.where((l2 <= spec.eps).reshape(-1, *[1] * (adv.ndim - 1)), adv, self.x), l2
+
+
+def _forwards(clf: Classifier):
+    """A counter of the forward passes (draws taken) while it is active."""
+    count = [0]
+    return count, clf.controller.observe(lambda _: count.__setitem__(0, count[0] + 1))
+
+
+def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(1, keepdims=True)
+    return np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]
+
+
+def _most_confusing(clf: Classifier, batch: _Batch, candidates: list[np.ndarray], queries: int) -> np.ndarray:
+    """Per example, the candidate whose cross-entropy averaged over ``queries`` fresh draws is highest."""
+    be = clf.backend
+    losses = [np.mean([_cross_entropy(be.numpy(be.logits(clf.model, be.tensor(adv))), batch.y)
+                       for _ in range(queries)], axis=0) for adv in candidates]
+    best = np.argmax(losses, axis=0)
+    return np.stack(candidates)[best, np.arange(len(best))]
 
 
 def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str, list[AttackSpec]] = (),
-             protocol: str = "both", eot: int = 8, rng: np.random.Generator | None = None, batch_size: int = 250,
-             progress: bool = True) -> dict:
-    """Clean accuracy (a fresh draw per batch) and robust accuracy (fractions in [0, 1]) under ``protocol``
-    (``paper``, ``adaptive`` or ``both``) for every attack column; ``eot`` is K for the adaptive EOT attacks."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+             protocol: str | Sequence[str] = "both", eot: int = 8, rng: np.random.Generator | None = None,
+             batch_size: int = 250, progress: bool = True, answers: int = 10, answer: str = "per-batch",
+             transfer_draws: int = 1) -> dict:
+    """Clean and robust accuracy (fractions in [0, 1]) of ``clf`` on ``dataset`` under ``protocol``, every example
+    answered by ``answers`` fresh draws; ``eot`` is K of the adaptive attacks. See the module docstring for the
+    keys; ``<key>`` is the expected accuracy, ``<key>/persistent`` the persistent one, ``<key>/se`` their SEs."""
+    from .sanity import flags
+
+    protocols = parse_protocols(protocol)
+    if answer not in ANSWER_MODES:
+        raise ValueError(f"answer must be one of {ANSWER_MODES}, got {answer!r}")
+    for name, value in (("answers", answers), ("eot", eot), ("transfer_draws", transfer_draws),
+                        ("batch_size", batch_size)):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     rng = rng or np.random.default_rng(0)
     be, ctrl = clf.backend, clf.controller
     random = ctrl.is_random
     columns = _columns(attacks)
     be.set_training(clf.model, False)
-    hits: dict[str, list[np.ndarray]] = {"clean": []}
+    mats: dict[str, list[list[np.ndarray]]] = {}   # key -> per batch, the matrices to combine
     dists: dict[str, list[np.ndarray]] = {}
-    bar = tqdm(batches(dataset, batch_size), total=num_batches(len(dataset), batch_size, False),
-               desc="evaluate", disable=not progress, leave=False)
-    for x, y in bar:
-        score = _Scorer(clf, clf.check_images(x), y)
-        hits["clean"].append(score.clean)
-        worst: dict[str, np.ndarray] = {}
+    forwards: dict[str, int] = {}
+    clusters: list[np.ndarray] = []
+    n_batches = num_batches(len(dataset), batch_size, False)
+    bar = tqdm(batches(dataset, batch_size), total=n_batches, desc="evaluate", disable=not progress, leave=False)
+    for b, (x, y) in enumerate(bar):
+        batch = _Batch(clf, clf.check_images(x), y, answers, answer == "per-example")
+        found: dict[str, list[np.ndarray]] = {"clean": [batch.answer(batch.x)]}
+        start = clusters[-1][-1] + 1 if clusters else 0
+        clusters.append(start + np.arange(len(y)) if batch.per_example else np.full(len(y), b))
+
+        def add(key: str, spec: AttackSpec, adv, count: int, found=found, batch=batch) -> None:
+            images, l2 = batch.submitted(be.numpy(adv), spec)
+            correct = batch.answer(images)
+            found.setdefault(key, []).append(correct)
+            col, member = key.rsplit("/", 1)
+            forwards[f"forwards/{key}"] = forwards.get(f"forwards/{key}", 0) + count
+            if spec.minimum_norm:
+                fooled = (correct.mean(1) < 0.5) & (l2 > 0) & (l2 <= spec.eps)
+                dists.setdefault(f"{col}/median-l2/{member}", []).append(np.where(fooled, l2, np.nan))
+
         for col, specs in columns.items():
-            got: dict[str, np.ndarray] = {}
-
-            def add(proto: str, robust: np.ndarray, l2: np.ndarray, spec: AttackSpec, col=col, got=got) -> None:
-                got[proto] = got.get(proto, np.ones(len(robust), bool)) & robust
-                if spec.minimum_norm:
-                    dists.setdefault(f"{col}/median-l2/{proto}", []).append(l2)
-
             for spec in specs:
                 if not random:
-                    add("white-box", *score(craft(clf, score.x, y, spec, rng), spec), spec)
+                    count, counting = _forwards(clf)
+                    with counting:
+                        adv = craft(clf, batch.x, y, spec.replace(eot=1), rng)
+                    add(f"{col}/white-box", spec, adv, count[0])
                     continue
+                paper_spec = spec.replace(eot=1)
+                count, counting = _forwards(clf)
                 with ctrl.frozen():
-                    adv = craft(clf, score.x, y, spec, rng)
-                    same = score(adv, spec)
-                if protocol in ("paper", "both"):
-                    add("paper", *score(adv, spec), spec)
-                if protocol in ("adaptive", "both"):
-                    add("fixed-path", *same, spec)
-                    eot_spec = spec if spec.gradient_free else spec.replace(eot=eot)
-                    add("eot", *score(craft(clf, score.x, y, eot_spec, rng), spec), spec)
-            if "eot" in got:
-                got["adaptive"] = got["fixed-path"] & got["eot"]
-            for proto, robust in got.items():
-                hits.setdefault(f"{col}/{proto}", []).append(robust)
-                group = "adaptive" if proto in ("fixed-path", "eot") else proto
-                worst[group] = worst.get(group, np.ones(len(y), bool)) & robust
-        for proto, robust in worst.items():
-            hits.setdefault(f"worst-case/{proto}", []).append(robust)
-    out = {"n": len(dataset), "protocol": protocol if random else "white-box", "eot": eot if random else 1,
-           **{k: float(np.concatenate(v).mean()) for k, v in hits.items()}}
-    for k, v in dists.items():
+                    with counting:
+                        adv = craft(clf, batch.x, y, paper_spec, rng)
+                    if "oracle" in protocols:
+                        images, _ = batch.submitted(be.numpy(adv), spec)
+                        found.setdefault(f"{col}/oracle", []).append(batch.answer(images, answers=1))
+                if {"paper", "adaptive"} & set(protocols):
+                    add(f"{col}/paper", spec, adv, count[0])
+                if "adaptive" in protocols:
+                    eot_spec = spec if spec.eot > 1 else spec.replace(eot=eot)
+                    count, counting = _forwards(clf)
+                    with counting:
+                        adv_eot = craft(clf, batch.x, y, eot_spec, rng)
+                    add(f"{col}/eot", spec, adv_eot, count[0])
+                    if transfer_draws > 1:
+                        count, counting = _forwards(clf)
+                        with counting:
+                            candidates = [be.numpy(adv)]
+                            for _ in range(transfer_draws - 1):
+                                with ctrl.frozen():
+                                    candidates.append(be.numpy(craft(clf, batch.x, y, paper_spec, rng)))
+                            chosen = _most_confusing(clf, batch, candidates, eot)
+                        add(f"{col}/transfer", spec, be.tensor(chosen), count[0])
+        for col in columns:
+            members = [m for m in ("paper", "eot", "transfer") if f"{col}/{m}" in found]
+            if "adaptive" in protocols and members:
+                found[f"{col}/adaptive"] = [mat for m in members for mat in found[f"{col}/{m}"]]
+        for group in ("white-box", "paper", "adaptive"):
+            group_mats = [mat for col in columns for mat in found.get(f"{col}/{group}", [])]
+            if group_mats:
+                found[f"worst-case/{group}"] = group_mats
+        if "paper" not in protocols:
+            for col in [*columns, "worst-case"]:
+                found.pop(f"{col}/paper", None)
+        for key, value in found.items():
+            mats.setdefault(key, []).append(value)
+    cluster_ids = np.concatenate(clusters)
+    out: dict = {"n": len(dataset), "random": bool(random),
+                 "protocol": "+".join(protocols) if random else "white-box", "eot": eot if random else 1,
+                 "answers": answers if random else 1, "answer": answer if random else "deterministic",
+                 "transfer_draws": transfer_draws if random else 1,
+                 "attacks": {col: [s.to_dict() for s in specs] for col, specs in columns.items()}}
+    for key, per_batch in mats.items():
+        joined = [np.concatenate([mats_b[i] for mats_b in per_batch]) for i in range(len(per_batch[0]))]
+        out.update(score(joined, cluster_ids).to_dict(key))
+    for key, v in dists.items():
         d = np.concatenate(v)
-        out[k] = float(np.nanmedian(d)) if np.isfinite(d).any() else None
+        out[key] = float(np.nanmedian(d)) if np.isfinite(d).any() else None
+    out.update({k: v / n_batches for k, v in forwards.items()})
+    out["flags"] = flags(out)
     return out
 
 
+def score_examples(clf: Classifier, images: np.ndarray, labels: np.ndarray, answers: int = 10,
+                   answer: str = "per-batch", batch_size: int = 250) -> Score:
+    """Expected and persistent accuracy of given images (e.g. adversarial examples made by another library), each
+    answered by ``answers`` fresh draws: the rule every rna-core evaluation uses."""
+    if answer not in ANSWER_MODES:
+        raise ValueError(f"answer must be one of {ANSWER_MODES}, got {answer!r}")
+    clf.backend.set_training(clf.model, False)
+    images, labels = clf.check_images(images), np.asarray(labels)
+    mats, clusters = [], []
+    for b, start in enumerate(range(0, len(labels), batch_size)):
+        batch = _Batch(clf, images[start:start + batch_size], labels[start:start + batch_size], answers,
+                       answer == "per-example")
+        mats.append(batch.answer(batch.x))
+        n = len(batch.y)
+        clusters.append(start + np.arange(n) if batch.per_example else np.full(n, b))
+    return score([np.concatenate(mats)], np.concatenate(clusters))
+
+
 def trials(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str, list[AttackSpec]], n: int = 10,
-           protocol: str = "paper", eot: int = 8, seed: int = 0, batch_size: int = 250,
-           progress: bool = True) -> dict:
+           protocol: str = "paper", eot: int = 8, seed: int = 0, batch_size: int = 250, progress: bool = True,
+           answers: int = 1) -> dict:
     """Repeat the evaluation ``n`` times with fresh draws (the RNA supplement's stability table): per metric the
     list over trials and its mean, std, min and max."""
-    runs = [evaluate(clf, dataset, attacks, protocol, eot, np.random.default_rng([seed, t]), batch_size, progress)
-            for t in tqdm(range(n), desc="trials", disable=not progress, leave=False)]
-    keys = [k for k, v in runs[0].items() if isinstance(v, float)]
+    runs = [evaluate(clf, dataset, attacks, protocol, eot, np.random.default_rng([seed, t]), batch_size, progress,
+                     answers) for t in tqdm(range(n), desc="trials", disable=not progress, leave=False)]
+    keys = [k for k, v in runs[0].items() if isinstance(v, float) and "/se" not in k and not k.startswith("forw")]
     return {k: {"trials": [r[k] for r in runs], "mean": float(np.mean([r[k] for r in runs])),
                 "std": float(np.std([r[k] for r in runs])), "min": float(min(r[k] for r in runs)),
                 "max": float(max(r[k] for r in runs))} for k in keys}
@@ -131,11 +263,12 @@ def trials(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str, l
 def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch",
                         attacks: Sequence[AttackSpec] | dict[str, list[AttackSpec]] | None = None,
                         samples: int | None = None, seed: int = 0, progress: bool = True, protocol: str = "both",
-                        eot: int = 8) -> dict:
+                        eot: int = 8, answers: int = 10, answer: str = "per-batch") -> dict:
     """Load a checkpoint on ``backend`` and evaluate it on its recipe's test split (``samples`` examples; default
     the recipe's ``eval_samples``) with ``attacks`` (default the recipe's ``eval_attack``)."""
     from .runs import load_run
 
     run = load_run(checkpoint, backend, seed, samples)
     attacks = run.recipe.eval_attacks if attacks is None else attacks
-    return evaluate(run.classifier, run.test, attacks, protocol, eot, run.rng, run.recipe.eval_batch_size, progress)
+    return evaluate(run.classifier, run.test, attacks, protocol, eot, run.rng, run.recipe.eval_batch_size, progress,
+                    answers, answer)

@@ -90,6 +90,12 @@ class PathSpace:
         """The path that uses candidate ``index`` in every layer (e.g. the all-BN path)."""
         return self.validate(np.full(self.num_layers, index))
 
+    def summary(self) -> str:
+        """``bn+in x 20 layers, layer-free`` (or each layer's candidates when they differ)."""
+        names = ["+".join(s.name for s in c) for c in self.candidates]
+        which = names[0] if len(set(names)) == 1 else ", ".join(names)
+        return f"{which} x {self.num_layers} layers, {'layer-free' if self.layer_free else 'tied'}"
+
     def describe(self, path: Sequence[int] | np.ndarray) -> list[str]:
         """Spec names along a path."""
         p = self.validate(path)

@@ -37,7 +37,10 @@ class Recipe:
     the radius of the BN perturbations, ``apart_ratio`` = N / M the share of the batch in the second pass,
     ``apart_groups`` = n the number of BN groups in that pass, ``sam_rho`` SAM's radius (p = 2). A "standard"
     run is method ``clean``; its 2x budget doubles ``epochs`` (milestones are fractions, so the decay epochs
-    double too). ``eval_attack = None`` evaluates clean accuracy only. ``checkpoint_every`` = k > 0 also writes a
+    double too). ``eval_attack = None`` evaluates clean accuracy only. The final evaluation
+    (``rna_core.evaluation``) runs ``eval_protocol`` with EOT-``eval_eot``, ``eval_answers`` fresh answers per image
+    (``eval_answer``: per-batch or per-example draws) and transfer from ``eval_transfer_draws`` held draws.
+    ``checkpoint_every`` = k > 0 also writes a
     checkpoint every k steps inside an epoch (long epochs, preemptible machines); a run resumed from one ends
     with the weights of an uninterrupted run. ``init_checkpoint`` starts from the weights of another rna-core
     checkpoint (e.g. a BN model: its names are a subset of an RNA model's, so every BN candidate and every other
@@ -71,6 +74,9 @@ class Recipe:
     eval_attack: AttackSpec | None = field(default_factory=lambda: pgd(20))
     eval_protocol: str = "both"
     eval_eot: int = 8
+    eval_answers: int = 10
+    eval_answer: str = "per-batch"
+    eval_transfer_draws: int = 1
     eval_batch_size: int = 250
     ctrw_position: int = 0
     ctrw_variant: str = "in"

@@ -5,44 +5,66 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-PAPER_COLUMNS = ("FGSM", "PGD-20", "CW", "MIFGSM", "DeepFool", "AutoAttack")
-ROW_PROTOCOLS = {"white-box": "white-box", "paper": "paper (attack one draw, answer a fresh one)",
-                 "adaptive": "adaptive (worst of fixed-path and EOT)"}
+PAPER_COLUMNS = ("FGSM", "PGD-20", "CW", "MIFGSM", "DeepFool", "AutoAttack", "AutoAttack-rand")
+ROW_PROTOCOLS = {
+    "white-box": "white-box",
+    "paper": "paper: attack a held draw, fresh draws answer",
+    "adaptive": "adaptive: worst of paper, EOT{eot}{transfer}, fresh draws answer",
+    "oracle": "oracle (diagnostic): the attacked draw answers",
+}
 
 
 def _columns(metrics: dict) -> list[str]:
-    found = {k.split("/")[0] for k in metrics if "/" in k and not k.startswith("worst-case")}
-    ordered = [c for c in PAPER_COLUMNS if c in found]
-    return ordered + sorted(found - set(ordered))
+    return [c for c in PAPER_COLUMNS if c in metrics.get("attacks", {})] + \
+        sorted(set(metrics.get("attacks", {})) - set(PAPER_COLUMNS))
+
+
+def _value(metrics: dict, key: str) -> str:
+    """expected (or, for a randomized model, "expected / persistent") in %."""
+    acc = metrics.get(key)
+    if acc is None:
+        return "-"
+    if not metrics.get("random") or f"{key}/persistent" not in metrics or key.endswith("/oracle"):
+        return f"{100 * acc:.2f}"
+    return f"{100 * acc:.2f} / {100 * metrics[f'{key}/persistent']:.2f}"
 
 
 def _cell(metrics: dict, col: str, proto: str) -> str:
-    acc = metrics.get(f"{col}/{proto}")
-    if acc is None:
-        return "-"
+    text = _value(metrics, f"{col}/{proto}")
     l2 = metrics.get(f"{col}/median-l2/{'eot' if proto == 'adaptive' else proto}")
-    return f"{100 * acc:.2f}" + (f" (L2 {l2:.3f})" if l2 is not None else "")
+    return text + (f" (L2 {l2:.3f})" if l2 is not None else "")
 
 
 def markdown(results: dict[str, dict], title: str = "Robust accuracy (%)") -> str:
-    """One row per model and protocol: Natural, the attack columns (papers' order first), worst case.
-    Minimum-norm attacks show the median L2 distortion of the examples they fooled."""
+    """One row per model and threat model: Natural, the attack columns (papers' order first), worst case. A
+    randomized model's cells read "expected / persistent" over R fresh answers; minimum-norm attacks add the
+    median L2 distortion of the examples they fooled. Sanity flags follow the table."""
     cols: list[str] = []
     for m in results.values():
         cols += [c for c in _columns(m) if c not in cols]
-    head = ["model", "protocol", "Natural", *cols, "worst case"]
+    head = ["model", "threat model", "Natural", *cols, "worst case"]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in results.items():
         for proto, label in ROW_PROTOCOLS.items():
-            if f"worst-case/{proto}" not in m and not any(k.endswith(f"/{proto}") for k in m):
+            if not any(k.endswith(f"/{proto}") for k in m):
                 continue
-            cells = [name, label, f"{100 * m['clean']:.2f}", *(_cell(m, c, proto) for c in cols),
-                     _cell(m, "worst-case", proto)]
+            label = label.format(eot=m.get("eot"), transfer=f", transfer from {m.get('transfer_draws')} held draws"
+                                 if m.get("transfer_draws", 1) > 1 else "")
+            cells = [name, label, _value(m, "clean"), *(_cell(m, c, proto) for c in cols),
+                     "-" if proto == "oracle" else _cell(m, "worst-case", proto)]
             lines.append("| " + " | ".join(cells) + " |")
-    n = {m.get("n") for m in results.values()}
-    eot = {m.get("eot") for m in results.values() if m.get("protocol") != "white-box"}
-    lines += ["", f"n = {', '.join(str(v) for v in n)} test images" +
-              (f"; EOT over {', '.join(str(v) for v in eot)} draws" if eot else "") + "."]
+    lines.append("")
+    for name, m in results.items():
+        if m.get("random"):
+            se = max(v for k, v in m.items() if k.endswith("/se") and "persistent" not in k)
+            lines.append(f"{name}: n = {m['n']} test images, R = {m['answers']} fresh answers per image "
+                         f"({m['answer']}), EOT-{m['eot']}; cells: expected / persistent accuracy (all R answers "
+                         f"right); standard errors up to {100 * se:.2f} pp (JSON: <key>/se).")
+        else:
+            se = max((v for k, v in m.items() if k.endswith("/se")), default=0.0)
+            lines.append(f"{name}: n = {m['n']} test images, deterministic (white-box); standard errors up to "
+                         f"{100 * se:.2f} pp.")
+        lines += [f"- {flag}" for flag in m.get("flags", [])]
     return "\n".join(lines)
 
 

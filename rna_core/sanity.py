@@ -1,5 +1,16 @@
-"""Sanity checks against gradient masking (Carlini et al. 2019, Tramer et al. 2020): each prints PASS/FAIL
-with its numbers. A tolerance of two binomial standard errors (+0.5 pp) absorbs sampling noise."""
+"""Sanity checks against gradient masking (Carlini et al. 2019, Tramer et al. 2020).
+
+- ``flags(metrics)``: WARN lines for what one evaluation already shows: APGD / AutoAttack scoring above PGD, a
+  gradient-free attack beating every budgeted gradient attack, a minimum-norm attack (CW, DeepFool) leaving accuracy at
+  the clean level, and EOT-K not improving on the one-draw attack of a randomized model. Every evaluation carries
+  them (``evaluate(...)["flags"]``) and every report prints them.
+- ``run_checks``: the experiments that need their own runs, PASS/FAIL with numbers: robust accuracy falls as eps
+  grows (2/255 ... 64/255 at the default eps 8/255: eps/4 to 8 eps, every step doubling) and is near zero at
+  8 eps, and its 4 eps value is not far from zero; doubling PGD steps does not help; Square does not beat PGD;
+  transfer from a held draw does not beat the adaptive attack; clean accuracy is stable across draws.
+A tolerance of two binomial standard errors (+0.5 pp) absorbs sampling noise. Randomized models are scored with
+the adaptive worst case (expected accuracy over fresh answers).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +22,6 @@ import numpy as np
 
 from . import attacks as A
 from .classifier import Classifier
-from .evaluation import evaluate
 
 
 @dataclass
@@ -28,37 +38,89 @@ def _tol(p: float, n: int) -> float:
     return 2 * math.sqrt(max(p * (1 - p), 1e-4) / n) + 0.005
 
 
+def _names(specs: list[dict]) -> set[str]:
+    return {s["name"] for s in specs}
+
+
+def flags(m: dict) -> list[str]:
+    """WARN lines for the signs of gradient masking visible in one evaluation's metrics (``evaluation.evaluate``)."""
+    out, n, cols = [], m["n"], m.get("attacks", {})
+
+    def pct(v: float) -> str:
+        return f"{100 * v:.1f}%"
+
+    for member in ("white-box", "paper", "eot"):
+        got = {c: m[f"{c}/{member}"] for c in cols if f"{c}/{member}" in m}
+        pgd = [c for c in got if _names(cols[c]) == {"pgd"}]
+        apgd = [c for c in got if all(name.startswith("apgd") for name in _names(cols[c]))]
+        free = [c for c in got if _names(cols[c]) <= set(A.GRADIENT_FREE)]
+        gradient = [c for c in got if not _names(cols[c]) & set(A.GRADIENT_FREE + A.MIN_NORM)]
+        if pgd:
+            best = min(pgd, key=got.get)
+            out += [f"WARN [{member}] {c} scores {pct(got[c])}, above {best}'s {pct(got[best])}: APGD should be at "
+                    "least as strong as PGD" for c in apgd if got[c] > got[best] + _tol(got[best], n)]
+        if gradient:
+            best = min(gradient, key=got.get)
+            out += [f"WARN [{member}] gradient-free {c} ({pct(got[c])}) beats every gradient attack (best: {best}, "
+                    f"{pct(got[best])}): the gradients may be masked" for c in free
+                    if got[c] < got[best] - _tol(got[best], n)]
+        for c in got:
+            minimum_norm = [s for s in cols[c] if s["name"] in A.MIN_NORM and math.isinf(s["eps"])]
+            if minimum_norm and got[c] >= m["clean"] - _tol(m["clean"], n):
+                out.append(f"WARN [{member}] {c} leaves accuracy at the clean level ({pct(got[c])} vs "
+                           f"{pct(m['clean'])}): an unbounded minimum-norm attack should break almost everything")
+    for c in cols:
+        if f"{c}/eot" in m and f"{c}/paper" in m and m[f"{c}/eot"] >= m[f"{c}/paper"]:
+            out.append(f"WARN [eot] {c} with EOT-{m['eot']} ({pct(m[f'{c}/eot'])}) does not improve on the one-draw "
+                       f"attack ({pct(m[f'{c}/paper'])}) of this randomized model")
+    return out
+
+
+def suite_flags(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, eot: int = 8, queries: int = 1000,
+                seed: int = 0, progress: bool = False, answers: int = 4) -> list[str]:
+    """``flags`` of one evaluation with PGD, APGD-CE, Square and an unbounded DeepFool (adaptive protocol for a
+    randomized model, white-box otherwise)."""
+    from .evaluation import evaluate
+
+    attacks = {f"PGD-{steps}": [A.pgd(steps, eps, eps / 4)], "APGD-CE": [A.apgd("ce", 5 * steps, eps)],
+               "Square": [A.square(queries, eps)], "DeepFool": [A.deepfool(50)]}
+    return evaluate(clf, dataset, attacks, "both", eot, np.random.default_rng(seed), progress=progress,
+                    answers=answers)["flags"]
+
+
 def run_checks(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, eot: int = 8, trials: int = 5,
-               queries: int = 1000, seed: int = 0, progress: bool = False) -> list[Check]:
-    """Accuracy vs eps falls to ~0; doubling steps does not help; black-box does not beat white-box; clean
-    accuracy is stable across draws. Randomized models are attacked with EOT and the fixed path (worst case)."""
+               queries: int = 1000, seed: int = 0, progress: bool = False, answers: int = 4) -> list[Check]:
+    """The sweep and comparison checks of the module docstring."""
+    from .evaluation import evaluate
+
     rng = np.random.default_rng(seed)
     n = len(dataset)
-    proto = "adaptive" if clf.controller.is_random else "both"
-    key = "worst-case/adaptive" if clf.controller.is_random else "worst-case/white-box"
+    random = clf.controller.is_random
+    protocol, key = ("adaptive", "worst-case/adaptive") if random else ("both", "worst-case/white-box")
 
     def acc(specs) -> float:
-        return evaluate(clf, dataset, specs, proto, eot, rng, progress=progress)[key]
+        return evaluate(clf, dataset, specs, protocol, eot, rng, progress=progress, answers=answers)[key]
 
     checks = []
-    sweep = [eps / 4, eps, 4 * eps, 16 * eps]
+    sweep = [eps * 2.0**k for k in range(-2, 4)]
     accs = [acc([A.pgd(steps, e, e / 4)]) for e in sweep]
     text = ", ".join(f"{255 * e:.0f}/255: {100 * a:.1f}%" for e, a in zip(sweep, accs, strict=True))
-    checks.append(Check("accuracy falls to ~0 as eps grows", accs[-1] <= 0.05 and
+    checks.append(Check("accuracy falls as eps grows and is ~0 at 8 eps", accs[-1] <= 0.05 and
                         all(b <= a + _tol(a, n) for a, b in itertools.pairwise(accs)), text))
-    a1, a2 = accs[1], acc([A.pgd(2 * steps, eps, eps / 4)])
+    checks.append(Check("accuracy at 4 eps is near zero (<= 10 %)", accs[-2] <= 0.10,
+                        f"{255 * sweep[-2]:.0f}/255: {100 * accs[-2]:.1f}%"))
+    a1, a2 = accs[2], acc([A.pgd(2 * steps, eps, eps / 4)])
     checks.append(Check("doubling PGD steps does not raise accuracy", a2 <= a1 + _tol(a1, n),
                         f"PGD-{steps}: {100 * a1:.1f}%, PGD-{2 * steps}: {100 * a2:.1f}%"))
     sq = acc([A.square(queries, eps)])
     checks.append(Check("black-box (Square) does not beat white-box", sq >= a1 - _tol(a1, n),
-                        f"Square-{queries}: {100 * sq:.1f}%, white-box PGD-{steps}: {100 * a1:.1f}%"))
-    if clf.controller.is_random:
-        transfer = evaluate(clf, dataset, [A.pgd(steps, eps, eps / 4)], "paper", eot, rng,
-                            progress=progress)[f"PGD-{steps}/paper"]
-        checks.append(Check("transfer (attack one draw, answer another) does not beat adaptive white-box",
-                            transfer >= a1 - _tol(a1, n),
+                        f"Square-{queries}: {100 * sq:.1f}%, PGD-{steps}: {100 * a1:.1f}%"))
+    if random:
+        transfer = evaluate(clf, dataset, [A.pgd(steps, eps, eps / 4)], "paper", eot, rng, progress=progress,
+                            answers=answers)[f"PGD-{steps}/paper"]
+        checks.append(Check("transfer from a held draw does not beat the adaptive attack", transfer >= a1 - _tol(a1, n),
                             f"transfer: {100 * transfer:.1f}%, adaptive: {100 * a1:.1f}%"))
-    cleans = [evaluate(clf, dataset, [], rng=rng, progress=progress)["clean"] for _ in range(trials)]
+    cleans = [evaluate(clf, dataset, [], rng=rng, progress=progress, answers=1)["clean"] for _ in range(trials)]
     spread = max(cleans) - min(cleans)
     checks.append(Check("clean accuracy is stable across draws", spread <= 0.05,
                         f"{trials} trials: mean {100 * np.mean(cleans):.1f}%, std {100 * np.std(cleans):.2f} pp, "

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .algorithms import ALGORITHMS, constrain_sigma
+from .algorithms import ALGORITHMS
 from .backend import Backend, SGDConfig
 from .checkpoints import atomic_write, load_checkpoint, resolve, rng_state, save_checkpoint
 from .classifier import Classifier, build_classifier
@@ -113,8 +113,6 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
             streams["data"].bit_generator.state = partial["data_rng"]
     if recipe.init_checkpoint and not has_ckpt:
         initialise_from(clf, recipe.init_checkpoint, world.is_main)
-    if recipe.method == "ctrw" and not has_ckpt:
-        constrain_sigma(clf, recipe)  # start inside the bounds (and at the fixed value for the fixed-std ablations)
     step = ALGORITHMS[recipe.method]
     steps_per_epoch = num_batches(len(train_ds), recipe.batch_size, True)
     if steps_per_epoch == 0:
@@ -165,7 +163,8 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
     result = TrainResult(recipe, run_dir, resolve(run_dir), history, classifier=clf)
     if evaluate_at_end:
         result.final = evaluate(clf, test_ds, recipe.eval_attacks, recipe.eval_protocol, recipe.eval_eot,
-                                streams["eval"], recipe.eval_batch_size, progress)
+                                streams["eval"], recipe.eval_batch_size, progress, recipe.eval_answers,
+                                recipe.eval_answer, recipe.eval_transfer_draws)
         metrics = {"recipe": recipe.name, "norms": recipe.norms, "history": history, "test": result.final}
         atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1).encode())
     return result

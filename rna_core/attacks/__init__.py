@@ -20,6 +20,7 @@ from .specs import (
     apgd,
     apgd_t,
     autoattack,
+    autoattack_rand,
     cw,
     deepfool,
     fgsm,
@@ -32,5 +33,5 @@ from .specs import (
 
 __all__ = ["ATTACKS", "CE", "CE_MEAN", "DLR", "DLR_TARGETED", "GRADIENT_FREE", "LOGITS", "LOSS_NAMES", "MIN_NORM",
            "NAMES", "NORMS", "TARGETABLE", "AttackSpec", "Loss", "Ops", "Oracle", "apgd", "apgd_checkpoints", "apgd_t",
-           "autoattack", "cw", "deepfool", "fgsm", "mifgsm", "paper_suite", "parse_attack", "pgd", "random_start",
-           "random_targets", "run", "square", "square_size"]
+           "autoattack", "autoattack_rand", "cw", "deepfool", "fgsm", "mifgsm", "paper_suite", "parse_attack", "pgd",
+           "random_start", "random_targets", "run", "square", "square_size"]

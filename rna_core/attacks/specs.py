@@ -126,13 +126,19 @@ def square(queries: int = 5000, eps: float = 8 / 255, p_init: float = 0.8, eot: 
     return AttackSpec("square", eps=eps, steps=queries, p_init=p_init, random_start=False, eot=eot)
 
 
-def autoattack(eps: float = 8 / 255, steps: int = 100, eot: int = 1) -> list[AttackSpec]:
-    """AutoAttack's gradient part, scored per example as the worst of its members: APGD-CE + APGD-T
-    ("standard", Croce & Hein 2020; FAB-T and Square are left out) or, with ``eot`` > 1, APGD-CE + APGD-DLR
-    with EOT, AutoAttack's "rand" version for randomized defenses."""
-    if eot > 1:
-        return [apgd("ce", steps, eps, eot), apgd("dlr", steps, eps, eot)]
+def autoattack(eps: float = 8 / 255, steps: int = 100) -> list[AttackSpec]:
+    """AutoAttack's "standard" gradient part, scored per example as the worst of its members: APGD-CE + APGD-T
+    (Croce & Hein 2020; FAB-T and Square are left out)."""
     return [apgd("ce", steps, eps), apgd_t(steps, eps)]
+
+
+def autoattack_rand(eps: float = 8 / 255, steps: int = 100, eot: int = 20, square_queries: int = 0
+                    ) -> list[AttackSpec]:
+    """AutoAttack's "rand" version for randomized defenses: APGD-CE and APGD-DLR, ``steps`` iterations, every
+    gradient averaged over ``eot`` draws (AutoAttack: 100 iterations, EOT-20), and with ``square_queries`` > 0
+    EOT-Square (a square is kept only if the margin averaged over ``eot`` draws improves) as an optional member."""
+    members = [apgd("ce", steps, eps, eot), apgd("dlr", steps, eps, eot)]
+    return members + ([square(square_queries, eps, eot=eot)] if square_queries else [])
 
 
 def paper_suite(eps: float = 8 / 255, cw_steps: int = 1000) -> dict[str, list[AttackSpec]]:
@@ -144,7 +150,8 @@ def paper_suite(eps: float = 8 / 255, cw_steps: int = 1000) -> dict[str, list[At
 
 def parse_attack(text: str, eps: float = 8 / 255) -> tuple[str, list[AttackSpec]]:
     """A column name and its attacks from ``fgsm``, ``pgd`` / ``pgd:40``, ``pgdl2:10``, ``mifgsm``, ``cw`` /
-    ``cw:100``, ``deepfool``, ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``square`` / ``square:1000``, ``autoattack``."""
+    ``cw:100``, ``deepfool``, ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``square`` / ``square:1000``, ``autoattack``,
+    ``autoattack-rand`` (EOT-20) and ``autoattack-rand-square`` (with EOT-Square, 1,000 queries)."""
     name, _, arg = text.strip().lower().partition(":")
     n = int(arg) if arg else None
     table = {
@@ -159,9 +166,12 @@ def parse_attack(text: str, eps: float = 8 / 255) -> tuple[str, list[AttackSpec]
         "apgd-t": lambda: [apgd_t(n or 100, eps)],
         "square": lambda: [square(n or 5000, eps)],
         "autoattack": lambda: autoattack(eps, n or 100),
+        "autoattack-rand": lambda: autoattack_rand(eps, n or 100),
+        "autoattack-rand-square": lambda: autoattack_rand(eps, n or 100, square_queries=1000),
     }
     if name not in table:
         raise ValueError(f"unknown attack {text!r}; known: {sorted(table)} (optionally name:steps)")
     specs = table[name]()
-    label = "AutoAttack" if name == "autoattack" else specs[0].label
+    label = {"autoattack": "AutoAttack", "autoattack-rand": "AutoAttack-rand",
+             "autoattack-rand-square": "AutoAttack-rand+Square"}.get(name, specs[0].label)
     return label, specs

@@ -127,3 +127,14 @@ def test_ctrw_attacks_one_noise_draw_and_keeps_sigma_in_bounds(make_classifier, 
             assert not np.array_equal(seen[-1], seen[0]), "the update uses a fresh noise draw"
             total = clf.sigmas()["ctrw.sigma"].sum()
             assert 20.0 - 1e-3 <= total <= 60.0 + 1e-3, f"step {step}: sum(sigma) = {total}"
+
+
+def test_ctrw_constrains_sigma_before_the_first_forward(make_classifier, batch):
+    recipe = get_recipe("quick-ctrw", train_attack=pgd(1, 8 / 255, 2 / 255), sigma_lower=20.0, sigma_upper=60.0)
+    clf = make_classifier("bn", ctrw={"position": 0, "variant": "in", "image_size": [12, 12]})
+    clf.set_sigmas({k: np.full_like(v, 1.0) for k, v in clf.sigmas().items()})  # sum = 144, above B = 60
+    opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.0, 0.0, 0.0))
+    sums = []
+    with clf.controller.observe(lambda _: sums.append(clf.sigmas()["ctrw.sigma"].sum())):
+        ALGORITHMS["ctrw"](clf, opt, *batch, recipe, np.random.default_rng(0))
+    assert sums and all(20.0 - 1e-3 <= s <= 60.0 + 1e-3 for s in sums), sums

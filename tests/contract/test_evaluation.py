@@ -16,13 +16,26 @@ def data():
 
 def test_random_model_protocols_and_worst_case(make_classifier, data):
     clf = make_classifier("bn+in")
-    m = evaluate(clf, data, {"PGD-2": [A.pgd(2)], "AutoAttack": A.autoattack(steps=2, eot=2)}, "both", eot=2,
-                 rng=np.random.default_rng(0), progress=False)
-    assert m["protocol"] == "both" and m["n"] == 32
-    for col in ("PGD-2", "AutoAttack"):
-        assert m[f"{col}/adaptive"] <= min(m[f"{col}/fixed-path"], m[f"{col}/eot"])
-    assert m["worst-case/adaptive"] <= min(m["PGD-2/adaptive"], m["AutoAttack/adaptive"])
-    assert m["worst-case/paper"] <= min(m["PGD-2/paper"], m["AutoAttack/paper"])
+    m = evaluate(clf, data, {"PGD-2": [A.pgd(2)], "AutoAttack-rand": A.autoattack_rand(steps=2, eot=2)}, "all",
+                 eot=2, rng=np.random.default_rng(0), progress=False, answers=3, transfer_draws=2)
+    assert m["protocol"] == "paper+adaptive+oracle" and m["n"] == 32 and m["answers"] == 3
+    for col in ("PGD-2", "AutoAttack-rand"):
+        members = [m[f"{col}/{k}"] for k in ("paper", "eot", "transfer")]
+        assert m[f"{col}/adaptive"] <= min(members)
+        assert m[f"{col}/adaptive/persistent"] <= m[f"{col}/adaptive"]
+        assert f"{col}/oracle" in m
+    assert m["worst-case/adaptive"] <= min(m["PGD-2/adaptive"], m["AutoAttack-rand/adaptive"])
+    assert m["worst-case/paper"] <= min(m["PGD-2/paper"], m["AutoAttack-rand/paper"])
+    assert "worst-case/oracle" not in m, "the known-draw diagnostic never enters a worst case"
+    assert m["clean/persistent"] <= m["clean"] and m["clean/se"] >= 0
+
+
+def test_per_example_answers_draw_for_every_image(make_classifier, data):
+    clf = make_classifier("bn+in")
+    drawn = []
+    with clf.controller.observe(lambda _: drawn.append(1)):
+        m = evaluate(clf, data.subset(4), [], answers=2, answer="per-example", progress=False)
+    assert len(drawn) == 4 * 2 and m["answer"] == "per-example" and 0 <= m["clean/persistent"] <= m["clean"]
 
 
 def test_deterministic_model_is_scored_white_box(make_classifier, data):

@@ -12,13 +12,13 @@ import rna_core
 from rna_core.checkpoints import load_checkpoint
 
 TINY = {"arch": "small_cnn", "width": 4, "train_samples": 64, "batch_size": 32, "epochs": 2, "eval_samples": 16,
-        "train_attack.steps": 1, "eval_attack.steps": 1, "eval_eot": 2}
+        "train_attack.steps": 1, "eval_attack.steps": 1, "eval_eot": 2, "eval_answers": 2}
 
 
 def test_train_checkpoint_resume_is_exact(backend, tmp_path):
     full = rna_core.train("quick", backend, tmp_path / "full", progress=False, **TINY)
     assert len(full.history) == 2 and full.checkpoint.name == "ckpt-e0001.json"
-    assert {"clean", "PGD-1/paper", "PGD-1/fixed-path", "PGD-1/eot", "PGD-1/adaptive", "worst-case/paper",
+    assert {"clean", "PGD-1/paper", "PGD-1/eot", "PGD-1/adaptive", "worst-case/paper",
             "worst-case/adaptive"} <= set(full.final)
     assert json.loads((tmp_path / "full" / "metrics.json").read_text())["test"] == full.final
     crashed = tmp_path / "crashed"  # a crash after the first epoch's checkpoint

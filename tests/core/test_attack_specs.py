@@ -14,3 +14,14 @@ def test_bad_specs_are_rejected_in_the_core():
         AttackSpec("square", norm="l2")
     assert AttackSpec("square", eot=4).label == "Square+EOT4"
     assert pgd(5).replace(targeted=True).targeted and apgd_t(5).name == "apgd-t"
+
+
+def test_autoattack_rand_is_the_published_rand_version():
+    from rna_core import attacks as A
+
+    ce, dlr = A.autoattack_rand()
+    assert (ce.name, ce.steps, ce.eot, ce.eps) == ("apgd-ce", 100, 20, 8 / 255)
+    assert (dlr.name, dlr.steps, dlr.eot) == ("apgd-dlr", 100, 20)
+    assert [s.name for s in A.autoattack_rand(square_queries=1000)][-1] == "square"
+    assert A.parse_attack("autoattack-rand")[0] == "AutoAttack-rand"
+    assert len(A.parse_attack("autoattack-rand-square")[1]) == 3

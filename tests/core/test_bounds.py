@@ -133,3 +133,12 @@ def test_authors_rule_raises_the_low_entries_by_the_shortfall():
     np.testing.assert_array_equal(constrain(big, "fixed", 4.0, 8.0, 6.0), np.full(4, 1.5))
     with pytest.raises(ValueError, match="unknown sigma constraint"):
         constrain(big, "clip", 4.0, 8.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_authors_rule_always_reaches_the_lower_bound(seed):
+    """Every entry below A / m ends at >= A / m, so sum >= A (float64: exactly; float32 rounding aside)."""
+    rng = np.random.default_rng(seed)
+    sigma = rng.uniform(-1, 3, 50)
+    out = authors_rule(sigma, lower=60.0)
+    assert out.min() >= 60.0 / 50 - 1e-12 and out.sum() >= 60.0 - 1e-9

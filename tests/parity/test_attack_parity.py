@@ -43,3 +43,23 @@ def test_attacks_agree_graph_mode():
     assert not bad, f"attacks disagree beyond one example / 1 % of the perturbation: {bad}"
     assert diffs["Square"]["pixels"] == 0, "Square uses no gradient: its queries must agree exactly"
     assert diffs["DeepFool"]["pixels"] < 1e-3
+
+
+@pytest.mark.parametrize("mode", ["pynative", "graph"])
+def test_autoattack_rand_agrees_under_fresh_draws(mode):
+    """AutoAttack-rand's members (APGD-CE/DLR, every gradient averaged over fresh draws) on both backends: the
+    controllers draw the same paths in the same order, so the adversarial examples agree."""
+    from rna_core.attacks import autoattack_rand
+    from rna_core.evaluation import craft
+
+    ca, cb = pair("torch", get_backend("mindspore", mode=mode), "bn+in", "small_cnn", 8, 0)
+    x = np.random.default_rng(3).random((16, 3, 16, 16), dtype=np.float32)
+    y = np.random.default_rng(4).integers(0, 10, 16)
+    for c in (ca, cb):
+        c.backend.set_training(c.model, False)
+    for spec in autoattack_rand(1 / 255, steps=5, eot=2):
+        adv = [c.backend.numpy(craft(c, x, y, spec, np.random.default_rng(1))) for c in (ca, cb)]
+        l2 = [np.linalg.norm((a - x).reshape(16, -1), axis=1) for a in adv]
+        pixels = float((np.abs(adv[0] - adv[1]) > 1e-4).mean())
+        print(f"\n{mode} {spec.label}: pixels differing {pixels:.1e}, mean L2 {l2[0].mean():.4f} / {l2[1].mean():.4f}")
+        assert pixels < 1e-2 and abs(l2[0].mean() - l2[1].mean()) < 1e-2 * l2[0].mean()

@@ -19,7 +19,7 @@ def test_cli_train_evaluate_and_errors(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "bn"), "--samples", "32", "--attacks", "pgd:2,fgsm", "--quiet",
                  "--report", str(tmp_path / "report")]) == 0
     text = capsys.readouterr().out
-    assert "| model | protocol | Natural | FGSM | PGD-2 | worst case |" in text and "| white-box |" in text
+    assert "| model | threat model | Natural | FGSM | PGD-2 | worst case |" in text and "| white-box |" in text
     assert json.loads((tmp_path / "report.json").read_text())["metrics"]["protocol"] == "white-box"
     assert main(["train", "--set", "epoch=1", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "unknown recipe key 'epoch'" in capsys.readouterr().err

@@ -1,0 +1,127 @@
+"""Scoring over R fresh answers (expected and persistent accuracy, standard errors), and the threat-model plumbing
+of ``evaluate`` on a numpy toy model whose answers have a known distribution (no framework needed)."""
+
+import numpy as np
+import pytest
+
+from rna_core import attacks as A
+from rna_core import models
+from rna_core.backend import Backend
+from rna_core.classifier import Classifier
+from rna_core.controller import DrawController
+from rna_core.data import ArrayDataset
+from rna_core.evaluation import evaluate, parse_protocols
+from rna_core.paths import PathSpace
+from rna_core.scoring import combine, score
+
+P_CORRECT = 0.7
+
+
+def test_expected_and_persistent_of_a_coin_with_known_bias():
+    rng = np.random.default_rng(0)
+    correct = rng.random((4000, 10)) < P_CORRECT
+    s = score([correct], np.arange(4000))
+    assert abs(s.expected - P_CORRECT) < 3 * s.expected_se and s.expected_se < 0.01
+    assert abs(s.persistent - P_CORRECT**10) < 3 * s.persistent_se + 1e-3  # 0.7^10 = 0.028
+
+
+def test_worst_case_takes_each_examples_worst_attack():
+    a = np.array([[1, 1], [1, 0], [0, 0]], bool)
+    b = np.array([[1, 0], [1, 1], [1, 1]], bool)
+    expected, persistent = combine([a, b])
+    np.testing.assert_array_equal(expected, [0.5, 0.5, 0.0])
+    np.testing.assert_array_equal(persistent, [False, False, False])
+
+
+def test_standard_error_covers_the_spread_of_shared_draws():
+    """Batches of 50 answered by one draw each: the draw noise dominates and the SE must see it."""
+    rng = np.random.default_rng(1)
+    estimates, ses = [], []
+    for _ in range(200):
+        p_example = rng.uniform(0.4, 0.9, 500)
+        batch_shift = rng.normal(0, 0.1, (10, 5))  # one draw per batch and answer moves a whole batch
+        correct = rng.random((500, 5)) < np.clip(p_example[:, None] + np.repeat(batch_shift, 50, axis=0), 0, 1)
+        s = score([correct], np.repeat(np.arange(10), 50))
+        estimates.append(s.expected)
+        ses.append(s.expected_se)
+    assert 0.7 < np.mean(ses) / np.std(estimates) < 1.4
+
+
+class CoinBackend(Backend):
+    """A numpy toy: each answer is right with probability 0.7 per example and draw (from the draw's noise), and an
+    adversarial image fools exactly the draw it was crafted on (it carries that path's code in its first pixel)."""
+
+    name = "coin"
+
+    def tensor(self, array):
+        return np.asarray(array)
+
+    def numpy(self, tensor):
+        return np.asarray(tensor)
+
+    def set_training(self, model, training):
+        pass
+
+    def logits(self, model, x, bn=None):
+        path, noise = model.controller.next_draw()
+        code = (path * 2 ** np.arange(len(path))).sum() + 1
+        right = (noise[: len(x)] < 0.5244005) & (np.round(x[:, 0, 0, 0] * 255) != code)  # Phi(0.5244) = 0.7
+        return np.where(right[:, None], np.eye(10)[model.labels[: len(x)]], np.eye(10)[(model.labels[: len(x)] + 1)
+                                                                                      % 10])
+
+    def attack(self, model, x, y, spec, rng):
+        path, _ = model.controller.next_draw()
+        adv = np.array(x)
+        adv[:, 0, 0, 0] = ((path * 2 ** np.arange(len(path))).sum() + 1) / 255
+        return adv
+
+    def _unused(self, *args, **kwargs):
+        raise NotImplementedError
+
+    seed = describe = build_model = get_state = set_state = sync_batch_norm = make_optimizer = set_lr = _unused
+    get_optimizer_state = set_optimizer_state = train_step = gradient = apply_gradient = _unused
+    shift_weights = restore_weights = oracle = _unused
+
+
+@pytest.fixture
+def coin():
+    graph = models.create("small_cnn", in_channels=1)
+    controller = DrawController(PathSpace.uniform("bn+in", 4), np.random.default_rng(0), noise_size=400)
+    model = type("CoinModel", (), {"controller": controller, "labels": None})()
+    clf = Classifier(CoinBackend(), model, controller, graph, {"name": "small_cnn"})
+    x = np.zeros((400, 1, 8, 8), np.uint8)
+    y = np.arange(400) % 10
+    model.labels = y
+    return clf, ArrayDataset(x, y, 10, (0.0,), (1.0,))
+
+
+def test_evaluate_scores_clean_answers_by_their_known_distribution(coin):
+    clf, data = coin
+    m = evaluate(clf, data, [], answers=10, rng=np.random.default_rng(0), batch_size=400, answer="per-batch",
+                 progress=False)
+    assert abs(m["clean"] - P_CORRECT) < 0.03 and abs(m["clean/persistent"] - P_CORRECT**10) < 0.02
+    assert m["answers"] == 10 and m["clean/se"] > 0
+
+
+def test_the_oracle_never_enters_a_worst_case(coin):
+    """The toy's adversarial images fool only the draw they were crafted on: the oracle (that draw answers) reads 0,
+    while every realizable attack is answered by fresh draws and stays near the clean accuracy."""
+    clf, data = coin
+    m = evaluate(clf, data, [A.pgd(1)], "all", eot=2, answers=10, rng=np.random.default_rng(0), batch_size=400,
+                 progress=False)
+    assert m["PGD-1/oracle"] == 0.0
+    assert m["worst-case/adaptive"] > 0.5 and m["worst-case/paper"] > 0.5
+    assert "worst-case/oracle" not in m and m["PGD-1/adaptive"] == m["worst-case/adaptive"]
+
+
+def test_protocol_names():
+    assert parse_protocols("both") == ("paper", "adaptive")
+    assert parse_protocols("oracle+paper") == ("paper", "oracle")
+    with pytest.raises(ValueError, match="protocol must be"):
+        parse_protocols("fixed-path")
+
+
+def test_attacks_sharing_a_label_are_refused(coin):
+    clf, data = coin
+    with pytest.raises(ValueError, match=r"\['APGD-CE'\] share a label"):
+        evaluate(clf, data, [A.apgd("ce", 20), A.apgd("ce", 50)], progress=False)
