@@ -5,10 +5,10 @@ float32 the parity tests hold to; ``ascend/env.sh`` explains the faster modes).
 
 The draw of every forward (RNA path, CTRW noise) comes from the core's controller and is passed to the network
 as tensors, so a compiled program is reused for every path and noise; each model keeps its programs
-(``programs.Programs``). The optimizer is MindSpore's fused SGD, which matches torch.optim.SGD here:
-g = grad + wd * w on every parameter (its filter skips only names containing gamma/beta, and our canonical names
-are weight/bias), the momentum buffer starts as the first gradient (``stat`` = 1 until the first step),
-w -= lr * buffer. The parity tests hold it to torch's numbers.
+(``programs.Programs``). The optimizer is ``optimizer.MaskedSGD``: torch.optim.SGD's update, and like torch it
+leaves an RNA candidate the step's draw did not select untouched (no weight decay, no momentum); a gradient
+handle holds None for such a parameter, as torch's does. The parity tests hold it to torch's numbers over many
+steps.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import mindspore as ms
 import numpy as np
-from mindspore import Tensor, nn
+from mindspore import Tensor
 
 from rna_core.apart import BNPerturbation
 from rna_core.backend import Backend, Gradient, SGDConfig, StepResult
@@ -26,6 +26,7 @@ from rna_core.controller import DrawController
 from rna_core.distributed import World
 
 from .network import Network
+from .optimizer import MaskedSGD
 from .oracle import MindSporeOps, MindSporeOracle
 
 MODES = ("pynative", "graph")
@@ -103,32 +104,34 @@ class MindSporeBackend(Backend):
         for k, v in state.items():
             own[k].copy_(Tensor(np.asarray(v, np.float32)))
 
-    def make_optimizer(self, model: Network, config: SGDConfig) -> nn.SGD:
-        return nn.SGD(model.trainable_params(), learning_rate=config.lr, momentum=config.momentum,
-                      weight_decay=config.weight_decay)
+    def make_optimizer(self, model: Network, config: SGDConfig) -> MaskedSGD:
+        return MaskedSGD(model.trainable_params(), config.lr, config.momentum, config.weight_decay)
 
-    def set_lr(self, optimizer: nn.SGD, lr: float) -> None:
+    def set_lr(self, optimizer: MaskedSGD, lr: float) -> None:
         optimizer.learning_rate.copy_(Tensor(lr, ms.float32))
 
     @staticmethod
-    def _moments(optimizer: nn.SGD, model: Network):
+    def _names(optimizer: MaskedSGD, model: Network) -> list[str]:
         names = {id(p): k for k, p in model.parameters_and_names()}
-        return [(names[id(p)], acc, st) for p, acc, st in zip(optimizer.parameters, optimizer.accum, optimizer.stat,
-                                                              strict=True)]
+        return [names[id(p)] for p in optimizer.params]
 
-    def get_optimizer_state(self, optimizer: nn.SGD, model: Network) -> dict[str, np.ndarray]:
-        return {f"momentum.{name}": acc.asnumpy().copy() for name, acc, st in self._moments(optimizer, model)
-                if float(st.asnumpy().reshape(-1)[0]) == 0}
+    def get_optimizer_state(self, optimizer: MaskedSGD, model: Network) -> dict[str, np.ndarray]:
+        """torch's state: a momentum buffer for every parameter that has taken a step (none without momentum)."""
+        if optimizer.momentum == 0:
+            return {}
+        return {f"momentum.{name}": acc.asnumpy().copy() for name, acc, started in
+                zip(self._names(optimizer, model), optimizer.accum, optimizer.started(), strict=True) if started}
 
-    def set_optimizer_state(self, optimizer: nn.SGD, model: Network, state: dict[str, np.ndarray]) -> None:
-        moments = {name: (acc, st) for name, acc, st in self._moments(optimizer, model)}
+    def set_optimizer_state(self, optimizer: MaskedSGD, model: Network, state: dict[str, np.ndarray]) -> None:
+        index = {name: i for i, name in enumerate(self._names(optimizer, model))}
+        stat = optimizer.stat.asnumpy().copy()
         for key, value in state.items():
             name = key.removeprefix("momentum.")
-            if name not in moments:
+            if name not in index:
                 raise ValueError(f"optimizer state names unknown parameter {name!r}")
-            acc, st = moments[name]
-            acc.copy_(Tensor(np.asarray(value, np.float32)))
-            st.copy_(Tensor(np.zeros(st.shape, np.float32)))
+            optimizer.accum[index[name]].copy_(Tensor(np.asarray(value, np.float32)))
+            stat[index[name]] = 0
+        optimizer.stat.copy_(Tensor(stat))
 
     @staticmethod
     def _delta(model: Network, bn: BNPerturbation, batch: int) -> Tensor:
@@ -140,27 +143,34 @@ class MindSporeBackend(Backend):
         fn = model.programs.perturbed_grad(bn.groups, bn.track)
         (loss, logits), (g_delta, grads) = fn(x, y, model.next_draw(), self._delta(model, bn, len(y)))
         correct = int((logits.argmax(1) == y).sum().asnumpy())
-        return Gradient(tuple(grads), g_delta.asnumpy()[:model.bn_layout.size], float(loss.asnumpy()), correct,
-                        len(y))
+        used = model.param_mask()  # None for the candidates off the path, as torch's autograd gives
+        params = tuple(g if u else None for g, u in zip(grads, used, strict=True))
+        return Gradient(params, g_delta.asnumpy()[:model.bn_layout.size], float(loss.asnumpy()), correct, len(y))
 
-    def apply_gradient(self, model: Network, optimizer: nn.SGD, terms: list[tuple[float, Gradient]]) -> None:
-        grads = tuple(sum((w * g.params[i] for w, g in terms[1:]), terms[0][0] * terms[0][1].params[i])
-                      for i in range(len(terms[0][1].params)))
-        model.programs.apply(optimizer)(ms.mutable(grads))
+    def apply_gradient(self, model: Network, optimizer: MaskedSGD, terms: list[tuple[float, Gradient]]) -> None:
+        grads, mask = [], np.zeros(len(optimizer.params), np.float32)
+        for i, p in enumerate(optimizer.params):
+            parts = [w * g.params[i] for w, g in terms if g.params[i] is not None]
+            mask[i] = bool(parts)
+            grads.append(sum(parts[1:], parts[0]) if parts else ms.ops.zeros(p.shape, p.dtype))
+        model.programs.apply(optimizer)(ms.mutable(tuple(grads)), Tensor(mask))
 
-    def shift_weights(self, model: Network, grad: Gradient, scale: float) -> list[Tensor]:
+    def shift_weights(self, model: Network, grad: Gradient, scale: float) -> list[Tensor | None]:
         saved = []
         for p, g in zip(model.trainable_params(), grad.params, strict=True):
-            saved.append(p.value().copy())
-            p.copy_(p + scale * g)
+            saved.append(None if g is None else p.value().copy())
+            if g is not None:
+                p.copy_(p + scale * g)
         return saved
 
-    def restore_weights(self, model: Network, saved: list[Tensor]) -> None:
+    def restore_weights(self, model: Network, saved: list[Tensor | None]) -> None:
         for p, s in zip(model.trainable_params(), saved, strict=True):
-            p.copy_(s)
+            if s is not None:
+                p.copy_(s)
 
-    def train_step(self, model: Network, optimizer: nn.SGD, x: Tensor, y: Tensor) -> StepResult:
-        loss, logits = model.programs.train_step(optimizer)(x, y, model.next_draw())
+    def train_step(self, model: Network, optimizer: MaskedSGD, x: Tensor, y: Tensor) -> StepResult:
+        draw = model.next_draw()
+        loss, logits = model.programs.train_step(optimizer)(x, y, draw, Tensor(model.param_mask()))
         correct = int((logits.argmax(1) == y).sum().asnumpy())
         return StepResult(float(loss.asnumpy()), correct, len(y))
 

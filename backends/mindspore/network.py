@@ -111,11 +111,34 @@ class Network(Seq):
             if isinstance(cell, BatchGroupNorm) and name in offsets:
                 cell.offset = offsets[name]
         self.programs = Programs(self, graph_mode, world_size)
+        self.param_slots = self._param_slots()
+        self.last_path = np.zeros(graph.num_slots, np.int64)
+
+    def _param_slots(self) -> np.ndarray:
+        """(n_trainable, 2): (slot, candidate) of each trainable parameter of a multi-candidate RNA slot, else
+        (-1, 0); rows in ``trainable_params()`` order."""
+        owner = {}
+        for _, cell in self.cells_and_names():
+            if isinstance(cell, NormSlot) and len(cell.keys) > 1:
+                for i, key in enumerate(cell.keys):
+                    owner.update({id(p): (cell.slot, i) for p in getattr(cell, key).trainable_params()})
+        return np.array([owner.get(id(p), (-1, 0)) for p in self.trainable_params()], np.int64).reshape(-1, 2)
+
+    def param_mask(self, path: np.ndarray | None = None) -> np.ndarray:
+        """float32 (n_trainable,): 1 where the forward on ``path`` (default: the last draw's) uses the parameter,
+        0 for the candidates it did not select (see ``optimizer.MaskedSGD``)."""
+        path = self.last_path if path is None else np.asarray(path)
+        slot, cand = self.param_slots[:, 0], self.param_slots[:, 1]
+        rna = slot >= 0
+        mask = np.ones(len(slot), np.float32)
+        mask[rna] = path[slot[rna]] == cand[rna]
+        return mask
 
     def next_draw(self) -> tuple[Tensor, Tensor]:
         """(path, noise) of the next forward as tensors (a model without random weights gets a 1-element noise).
         The tuple is ``ms.mutable`` so GRAPH_MODE treats it as data, not as constants to compile in."""
         path, noise = self.controller.next_draw()
+        self.last_path = path
         return ms.mutable((Tensor(path.astype(np.int32)),
                            Tensor(noise if noise is not None else np.zeros(1, np.float32))))
 

@@ -20,6 +20,7 @@ from rna_core.attacks import Loss
 
 if TYPE_CHECKING:
     from .network import Network
+    from .optimizer import MaskedSGD
 
 
 def _pick(z: Tensor, idx: Tensor) -> Tensor:
@@ -86,8 +87,9 @@ class Programs:
 
         return self._once(("forward",), build)
 
-    def train_step(self, optimizer: nn.Optimizer) -> Callable:
-        """(x, y, draw) -> (mean CE, logits), one optimizer step on the (all-reduced) gradient."""
+    def train_step(self, optimizer: MaskedSGD) -> Callable:
+        """(x, y, draw, mask) -> (mean CE, logits), one optimizer step on the (all-reduced) gradient of the
+        parameters with mask 1."""
         model = self.model
 
         def build():
@@ -95,24 +97,24 @@ class Programs:
                 logits = model(x, draw)
                 return ops.cross_entropy(logits, y), logits
 
-            grad_fn = ms.value_and_grad(loss_fn, None, optimizer.parameters, has_aux=True)
-            reduce = self._reducer(optimizer.parameters)
+            grad_fn = ms.value_and_grad(loss_fn, None, optimizer.params, has_aux=True)
+            reduce = self._reducer(optimizer.params)
 
-            def step(x, y, draw):
+            def step(x, y, draw, mask):
                 (loss, logits), grads = grad_fn(x, y, draw)
-                optimizer(reduce(grads))
+                optimizer(reduce(grads), mask)
                 return loss, logits
 
             return step
 
         return self._once(("train", optimizer), build)
 
-    def apply(self, optimizer: nn.Optimizer) -> Callable:
-        """(grads) -> one optimizer step with those gradients."""
+    def apply(self, optimizer: MaskedSGD) -> Callable:
+        """(grads, mask) -> one optimizer step with those gradients on the parameters with mask 1."""
 
         def build():
-            def apply(grads):
-                return optimizer(grads)
+            def apply(grads, mask):
+                return optimizer(grads, mask)
 
             return apply
 

@@ -138,3 +138,34 @@ def test_ctrw_constrains_sigma_before_the_first_forward(make_classifier, batch):
     with clf.controller.observe(lambda _: sums.append(clf.sigmas()["ctrw.sigma"].sum())):
         ALGORITHMS["ctrw"](clf, opt, *batch, recipe, np.random.default_rng(0))
     assert sums and all(20.0 - 1e-3 <= s <= 60.0 + 1e-3 for s in sums), sums
+
+
+@pytest.mark.parametrize("method", ["blackbox", "sam"])
+def test_candidates_off_the_path_keep_weights_and_momentum(make_classifier, batch, method):
+    """A step trains only the candidates its path selected: every other candidate keeps its weights and its
+    momentum buffer (no weight decay, no momentum step), on every backend (torch's None-gradient semantics)."""
+    from rna_core.models.graph import Norm, walk
+
+    clf = make_classifier("bn+in", seed=3)
+    be = clf.backend
+    opt = be.make_optimizer(clf.model, SGDConfig(0.1, 0.9, 5e-2))
+    slots = [(name, node.slot) for name, node in walk(clf.graph.root)
+             if isinstance(node, Norm) and node.slot is not None]
+    keys = [s.key for s in clf.controller.space.candidates[0]]
+    recipe = get_recipe("quick", train_attack=pgd(1, 8 / 255, 2 / 255), sam_rho=0.05)
+    seen = []
+    for step in range(3):
+        before, momentum = be.get_state(clf.model), be.get_optimizer_state(opt, clf.model)
+        with clf.controller.observe(lambda d: seen.append(d.path.copy())):
+            ALGORITHMS[method](clf, opt, *batch, recipe, np.random.default_rng(step))
+        path = seen[-1]
+        after, momentum_after = be.get_state(clf.model), be.get_optimizer_state(opt, clf.model)
+        for name, slot in slots:
+            for k, key in enumerate(keys):
+                w = f"{name}.{key}.weight"
+                moved = not np.array_equal(before[w], after[w])
+                assert moved == (k == path[slot]), f"step {step}, {w}: moved={moved}, on the path={k == path[slot]}"
+                if k != path[slot] and f"momentum.{w}" in momentum:
+                    assert np.array_equal(momentum[f"momentum.{w}"], momentum_after[f"momentum.{w}"]), w
+                if k != path[slot]:
+                    assert (f"momentum.{w}" in momentum_after) == (f"momentum.{w}" in momentum), w
