@@ -32,6 +32,23 @@ from .oracle import MindSporeOps, MindSporeOracle
 MODES = ("pynative", "graph")
 
 
+def _set_threads(threads: int | None) -> int | None:
+    """CPU kernel and dispatch threads from ``threads``, else ``RNA_MINDSPORE_THREADS``, else the cores this
+    process may use (MindSpore's defaults, 25 kernel and 5 dispatch threads, oversubscribe a small machine and
+    starve torch in the same process). MindSpore takes the setting once per process: later backends keep the
+    first one (returns the count set, or None if it was set before)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = threads or int(os.environ.get("RNA_MINDSPORE_THREADS", "0")) or cores
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    try:
+        ms.device_context.cpu.op_tuning.threads_num(n)
+        ms.runtime.dispatch_threads_num(min(n, 5))
+    except RuntimeError:  # "can not be set repeatedly": an earlier backend in this process set it
+        return None
+    return n
+
+
 class MindSporeBackend(Backend):
     """Parameters written from the host (state, learning rate, momentum, SAM's shifted weights) are written with
     ``copy_`` into their existing storage: in GRAPH_MODE a program compiled before an optimizer step kept reading
@@ -40,10 +57,11 @@ class MindSporeBackend(Backend):
 
     name = "mindspore"
 
-    def __init__(self, mode: str = "pynative", device: str = "CPU") -> None:
+    def __init__(self, mode: str = "pynative", device: str = "CPU", threads: int | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mindspore mode must be one of {MODES}, got {mode!r}")
         self.mode, self.device = mode, device
+        self.threads = _set_threads(threads)
         self.ops = MindSporeOps()
         device_id = os.environ.get("DEVICE_ID")  # set per worker by ascend/launch_rank_table.sh
         try:
