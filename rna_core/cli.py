@@ -23,6 +23,20 @@ def _parse_value(text: str):
         return text
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _non_negative(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def _overrides(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
@@ -238,39 +252,40 @@ def main(argv: list[str] | None = None) -> int:
     def ckpt(sp):
         common(sp, out=False)
         sp.add_argument("checkpoint", help="run directory, .json sidecar or .safetensors file")
-        sp.add_argument("--samples", type=int, default=None, help="test examples (default: the recipe's)")
+        sp.add_argument("--samples", type=_positive, default=None, help="test examples (default: the recipe's)")
         sp.add_argument("--eps", type=float, default=8.0, help="L-inf budget in 1/255 units (default 8)")
-        sp.add_argument("--eot", type=int, default=8, help="K: draws per gradient of the adaptive EOT attacks")
-        sp.add_argument("--answers", type=int, default=10, help="R: fresh draws answering every image (default 10)")
+        sp.add_argument("--eot", type=_positive, default=8, help="K: draws per gradient of the adaptive EOT attacks")
+        sp.add_argument("--answers", type=_positive, default=10,
+                        help="R: fresh draws answering every image (default 10)")
         sp.add_argument("--answer", default="per-batch", choices=ANSWER_MODES,
                         help="draws shared by a batch (default) or drawn per example")
-        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--seed", type=_non_negative, default=0)
 
     e = sub.add_parser("evaluate", help="robust accuracy of a checkpoint under named protocols")
     ckpt(e)
     e.add_argument("--attacks", default="pgd",
                    help="comma list: fgsm, pgd[:steps], pgdl2, mifgsm, cw[:steps], deepfool, apgd-ce, apgd-dlr, "
                         "apgd-t, square[:queries], autoattack; or 'paper' for the papers' columns")
-    e.add_argument("--transfer-draws", type=int, default=1,
+    e.add_argument("--transfer-draws", type=_positive, default=1,
                    help="H: adaptive transfer from H held draws (the attacker keeps the most confusing candidate)")
     e.add_argument("--protocol", default="both", type=_protocol,
                    help="paper (attack a held draw), adaptive (EOT, transfer), oracle (diagnostic: the attacked draw "
                         "answers), joined with '+'; both = paper+adaptive (default), all")
-    e.add_argument("--trials", type=int, default=0, help="also repeat the paper protocol N times (stability)")
+    e.add_argument("--trials", type=_non_negative, default=0, help="also repeat the paper protocol N times (stability)")
     e.add_argument("--report", default=None, help="write PATH.md and PATH.json")
     e.set_defaults(fn=cmd_evaluate)
     s_ = sub.add_parser("sanity", help="gradient-masking checks, PASS/FAIL with numbers")
     ckpt(s_)
-    s_.add_argument("--steps", type=int, default=10)
-    s_.add_argument("--trials", type=int, default=5)
-    s_.add_argument("--queries", type=int, default=1000, help="Square attack queries")
+    s_.add_argument("--steps", type=_positive, default=10)
+    s_.add_argument("--trials", type=_positive, default=5)
+    s_.add_argument("--queries", type=_positive, default=1000, help="Square attack queries")
     s_.set_defaults(fn=cmd_sanity)
     st = sub.add_parser("study", help="transferability studies of the RNA paper (JSON + PNG)")
     ckpt(st)
     st.add_argument("kind", choices=["transfer", "path-difference", "gradients"])
     st.add_argument("--out", default="study", help="output directory")
-    st.add_argument("--steps", type=int, default=20)
-    st.add_argument("--pairs", type=int, default=10)
+    st.add_argument("--steps", type=_positive, default=20)
+    st.add_argument("--pairs", type=_positive, default=10)
     st.set_defaults(fn=cmd_study)
     cr = sub.add_parser("ctrw-report", help="CTRW Table 6, sigma distribution, accuracy vs sum(sigma) (JSON + PNG)")
     ckpt(cr)
@@ -278,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="more runs for Table 6 and Fig. 3a (e.g. without-constraint=runs/...)")
     cr.add_argument("--out", default="ctrw-report", help="output directory")
     cr.add_argument("--eps-r", type=float, default=0.0, help="cosine threshold of a positive sample")
-    cr.add_argument("--ps-samples", type=int, default=100_000, help="pairs of draws per random weight")
+    cr.add_argument("--ps-samples", type=_positive, default=100_000, help="pairs of draws per random weight")
     cr.add_argument("--sums", default=None, help="sum(sigma) values for Fig. 3b (default 1 and 0.5..6 x size)")
-    cr.add_argument("--steps", type=int, default=20, help="PGD steps for Fig. 3b")
+    cr.add_argument("--steps", type=_positive, default=20, help="PGD steps for Fig. 3b")
     cr.add_argument("--protocol", default="paper", type=_protocol)
     cr.set_defaults(fn=cmd_ctrw_report)
     ar = sub.add_parser("apart-report", help="APART Fig. 1 (attacks on BN statistics) and Fig. 2 (shifted "
@@ -291,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     ar.add_argument("--out", default="apart-report", help="output directory")
     ar.add_argument("--radii", default="0.05,0.1,0.2,0.4", help="perturbation radii eps")
     ar.add_argument("--groups", default="1,4,16", help="APART group numbers n for Fig. 1")
-    ar.add_argument("--train-samples", type=int, default=None, help="training examples for Fig. 1 (default all)")
+    ar.add_argument("--train-samples", type=_positive, default=None, help="training examples for Fig. 1 (default all)")
     ar.set_defaults(fn=cmd_apart_report)
     pa = sub.add_parser("parity", help="torch vs another backend on the same weights, input, path and start")
     pa.add_argument("--against", default="mindspore")

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field, fields
 
 from .apart import second_pass_size
 from .attacks import AttackSpec, pgd
+from .validation import ConfigError, check_range, check_types
 
 METHODS = ("clean", "madry", "blackbox", "ctrw", "sam", "apart", "apart-sam")
 SIGMA_CONSTRAINTS = ("project", "authors", "none", "fixed-lower", "fixed-upper", "fixed-middle")
 SCHEDULES = ("piecewise", "cosine", "constant")
+ADVERSARIAL = ("madry", "blackbox", "ctrw")  # methods whose step trains on train_attack's examples
+CTRW_VARIANTS = ("in", "out", "both", "filter")  # rna_core.models.ctrw
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Recipe:
     milestones: tuple[float, ...] = (0.5, 0.75)
     lr_gamma: float = 0.1
     lr_min: float = 0.0
-    train_attack: AttackSpec = field(default_factory=lambda: pgd(10, 8 / 255, 2 / 255))
+    train_attack: AttackSpec | None = field(default_factory=lambda: pgd(10, 8 / 255, 2 / 255))
     attack_in_train_mode: bool = True
     crop_padding: int = 4
     flip: bool = True
@@ -93,35 +96,43 @@ class Recipe:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"recipe key 'method' must be one of {METHODS}, got {self.method!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"recipe key 'schedule' must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"recipe key 'checkpoint_every' must be >= 0, got {self.checkpoint_every}")
-        for key in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"recipe key {key!r} must be >= 1, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise ValueError(f"recipe key 'lr' must be > 0, got {self.lr}")
-        if self.sigma_constraint not in SIGMA_CONSTRAINTS:
-            raise ValueError(f"recipe key 'sigma_constraint' must be one of {SIGMA_CONSTRAINTS}, "
-                             f"got {self.sigma_constraint!r}")
-        if self.apart_eps < 0 or self.sam_rho < 0:
-            raise ValueError(f"recipe keys 'apart_eps' and 'sam_rho' must be >= 0, got {self.apart_eps}, "
-                             f"{self.sam_rho}")
-        if not 0 < self.apart_ratio <= 1:
-            raise ValueError(f"recipe key 'apart_ratio' (N / M) must lie in (0, 1], got {self.apart_ratio}")
-        if self.apart_groups < 1:
-            raise ValueError(f"recipe key 'apart_groups' must be >= 1, got {self.apart_groups}")
+        """Every key's type and range, checked when the recipe is built (before any data or model)."""
+        from .evaluation import ANSWER_MODES, parse_protocols
+        from .norms import parse_norms
+
+        check_types(self, "recipe key")
+        for key, allowed in (("method", METHODS), ("schedule", SCHEDULES), ("sigma_constraint", SIGMA_CONSTRAINTS),
+                             ("eval_answer", ANSWER_MODES), ("ctrw_variant", CTRW_VARIANTS)):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"recipe key {key!r} must be one of {allowed}, got {getattr(self, key)!r}")
+        where = "recipe key"
+        for key in ("epochs", "batch_size", "eval_batch_size", "image_size", "width", "train_samples",
+                    "eval_samples", "eval_eot", "eval_answers", "eval_transfer_draws", "apart_groups"):
+            check_range(where, key, getattr(self, key), 1)
+        for key in ("checkpoint_every", "crop_padding", "seed", "ctrw_position", "weight_decay", "lr_min",
+                    "apart_eps", "sam_rho", "sigma_lower"):
+            check_range(where, key, getattr(self, key), 0)
+        check_range(where, "lr", self.lr, 0, low_open=True)
+        check_range(where, "lr_gamma", self.lr_gamma, 0, 1, low_open=True)
+        check_range(where, "momentum", self.momentum, 0, 1, high_open=True)
+        check_range(where, "apart_ratio", self.apart_ratio, 0, 1, low_open=True)
+        for m in self.milestones:
+            check_range(where, "milestones", m, 0, 1)
+        if self.sigma_upper < self.sigma_lower:
+            raise ConfigError(f"recipe keys need sigma_lower <= sigma_upper, got {self.sigma_lower}, "
+                              f"{self.sigma_upper}")
+        try:
+            parse_norms(self.norms)
+            parse_protocols(self.eval_protocol)
+        except ValueError as e:
+            raise ConfigError(f"recipe key {'norms' if 'norm' in str(e) else 'eval_protocol'!r}: {e}") from None
+        if self.train_attack is None and self.method in ADVERSARIAL:
+            raise ConfigError(f"recipe key 'train_attack' is null, but method {self.method!r} trains on attacks")
         if self.method in ("apart", "apart-sam"):
             second_pass_size(self.batch_size, self.apart_ratio, self.apart_groups)
         if self.sync_bn and self.method in ("sam", "apart", "apart-sam"):
-            raise ValueError(f"recipe key 'sync_bn' is not supported with method {self.method!r}: its passes "
-                             "compute Eq. 3 with each rank's own batch statistics (APART's groups are per rank)")
-        if not 0 <= self.sigma_lower <= self.sigma_upper:
-            raise ValueError(f"recipe keys need 0 <= sigma_lower <= sigma_upper, got {self.sigma_lower}, "
-                             f"{self.sigma_upper}")
+            raise ConfigError(f"recipe key 'sync_bn' is not supported with method {self.method!r}: its passes "
+                              "compute Eq. 3 with each rank's own batch statistics (APART's groups are per rank)")
 
     @property
     def eval_attacks(self) -> list[AttackSpec]:
@@ -146,8 +157,6 @@ class Recipe:
                 top[head] = AttackSpec(**value) if isinstance(value, dict) and head.endswith("attack") else value
         for head, subs in nested.items():
             top[head] = dataclasses.replace(top.get(head, getattr(self, head)), **subs)
-        if "milestones" in top:
-            top["milestones"] = tuple(top["milestones"])
         return dataclasses.replace(self, **top)
 
     def to_dict(self) -> dict:

@@ -10,6 +10,8 @@ import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
+from ..validation import ConfigError, check_range, check_types
+
 NORMS = ("linf", "l2")
 NAMES = ("fgsm", "pgd", "mifgsm", "cw", "deepfool", "apgd-ce", "apgd-dlr", "apgd-t", "square")
 MIN_NORM = ("cw", "deepfool")
@@ -48,14 +50,19 @@ class AttackSpec:
     p_init: float = 0.8
 
     def __post_init__(self) -> None:
+        check_types(self, "attack")
         if self.name not in NAMES:
             raise ValueError(f"unknown attack {self.name!r}; known: {NAMES}")
         if self.norm not in NORMS:
             raise ValueError(f"attack norm must be one of {NORMS}, got {self.norm!r}")
         if not self.eps >= 0 or not self.alpha >= 0:
             raise ValueError(f"attack eps and alpha must be >= 0, got eps={self.eps}, alpha={self.alpha}")
-        if self.steps < 0 or self.restarts < 1 or self.eot < 1 or self.search_steps < 1:
-            raise ValueError(f"need steps >= 0, restarts, eot, search_steps >= 1 in {self}")
+        for key in ("steps", "restarts", "eot", "search_steps", "n_targets"):
+            check_range(f"attack {self.name}:", key, getattr(self, key), 1)
+        for key in ("c", "kappa", "lr", "overshoot", "decay"):
+            check_range(f"attack {self.name}:", key, getattr(self, key), 0)
+        check_range(f"attack {self.name}:", "p_init", self.p_init, 0, 1, low_open=True)
+        check_range(f"attack {self.name}:", "rho", self.rho, 0, 1, low_open=True)
         if self.name == "square" and self.norm != "linf":
             raise ValueError("square is implemented for the L-inf norm only")
         if self.targeted and self.name not in TARGETABLE:
@@ -152,8 +159,13 @@ def parse_attack(text: str, eps: float = 8 / 255) -> tuple[str, list[AttackSpec]
     """A column name and its attacks from ``fgsm``, ``pgd`` / ``pgd:40``, ``pgdl2:10``, ``mifgsm``, ``cw`` /
     ``cw:100``, ``deepfool``, ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``square`` / ``square:1000``, ``autoattack``,
     ``autoattack-rand`` (EOT-20) and ``autoattack-rand-square`` (with EOT-Square, 1,000 queries)."""
-    name, _, arg = text.strip().lower().partition(":")
-    n = int(arg) if arg else None
+    name, sep, arg = text.strip().lower().partition(":")
+    grammar = "name or name:count (a positive integer), e.g. pgd:40, square:1000"
+    if sep and not (arg.isdigit() and int(arg) > 0):
+        raise ConfigError(f"attack {text!r}: the count after ':' must be a positive integer ({grammar})")
+    if sep and name == "fgsm":
+        raise ConfigError(f"attack {text!r}: fgsm takes no count ({grammar})")
+    n = int(arg) if sep else None
     table = {
         "fgsm": lambda: [fgsm(eps)],
         "pgd": lambda: [pgd(n or 20, eps, eps / 4)],
@@ -170,7 +182,7 @@ def parse_attack(text: str, eps: float = 8 / 255) -> tuple[str, list[AttackSpec]
         "autoattack-rand-square": lambda: autoattack_rand(eps, n or 100, square_queries=1000),
     }
     if name not in table:
-        raise ValueError(f"unknown attack {text!r}; known: {sorted(table)} (optionally name:steps)")
+        raise ConfigError(f"unknown attack {text!r}; known: {sorted(table)} ({grammar})")
     specs = table[name]()
     label = {"autoattack": "AutoAttack", "autoattack-rand": "AutoAttack-rand",
              "autoattack-rand-square": "AutoAttack-rand+Square"}.get(name, specs[0].label)

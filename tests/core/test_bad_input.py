@@ -1,0 +1,136 @@
+"""Bad configuration never gives a silently wrong result: each bad value is refused when the recipe or attack is
+built, with a message that names the key (or the attack grammar) and the value."""
+
+import math
+
+import pytest
+
+from rna_core import attacks as A
+from rna_core.attacks import parse_attack
+from rna_core.recipes import Recipe, get_recipe
+from rna_core.validation import ConfigError
+
+BAD_RECIPES = [
+    ("epochs", 1.5, "'epochs' must be an integer"),
+    ("epochs", "abc", "'epochs' must be an integer"),
+    ("epochs", 0, "'epochs' must be in"),
+    ("epochs", True, "'epochs' must be an integer"),
+    ("batch_size", -8, "'batch_size' must be in"),
+    ("lr", math.nan, "'lr' must be a finite number"),
+    ("lr", math.inf, "'lr' must be a finite number"),
+    ("lr", 0, "'lr' must be in"),
+    ("lr", "fast", "'lr' must be a number"),
+    ("momentum", 1.0, "'momentum' must be in"),
+    ("momentum", -0.1, "'momentum' must be in"),
+    ("weight_decay", -1e-4, "'weight_decay' must be in"),
+    ("layer_free", "no", "'layer_free' must be true or false"),
+    ("layer_free", 2, "'layer_free' must be true or false"),
+    ("sync_bn", "yes", "'sync_bn' must be true or false"),
+    ("train_samples", -1, "'train_samples' must be in"),
+    ("train_samples", 0, "'train_samples' must be in"),
+    ("eval_samples", 0, "'eval_samples' must be in"),
+    ("width", 0, "'width' must be in"),
+    ("image_size", 0, "'image_size' must be in"),
+    ("lr_gamma", 0, "'lr_gamma' must be in"),
+    ("lr_gamma", 1.5, "'lr_gamma' must be in"),
+    ("crop_padding", -1, "'crop_padding' must be in"),
+    ("seed", -3, "'seed' must be in"),
+    ("seed", 0.5, "'seed' must be an integer"),
+    ("milestones", [0.5, 1.5], "'milestones' must be in"),
+    ("milestones", "0.5", "'milestones' must be a list"),
+    ("method", "pgd", "'method' must be one of"),
+    ("schedule", "step", "'schedule' must be one of"),
+    ("sigma_constraint", "clip", "'sigma_constraint' must be one of"),
+    ("eval_answer", "per-image", "'eval_answer' must be one of"),
+    ("ctrw_variant", "middle", "'ctrw_variant' must be one of"),
+    ("eval_protocol", "fixed-path", "'eval_protocol'"),
+    ("norms", "bn+xn", "'norms'"),
+    ("eval_eot", 0, "'eval_eot' must be in"),
+    ("eval_answers", 0, "'eval_answers' must be in"),
+    ("eval_transfer_draws", -2, "'eval_transfer_draws' must be in"),
+    ("apart_ratio", 0, "'apart_ratio' must be in"),
+    ("apart_groups", 0, "'apart_groups' must be in"),
+    ("sam_rho", -0.1, "'sam_rho' must be in"),
+    ("checkpoint_every", -1, "'checkpoint_every' must be in"),
+    ("sigma_lower", -1.0, "'sigma_lower' must be in"),
+    ("dataset", 3, "'dataset' must be a string"),
+    ("data_dir", 5, "'data_dir' must be a string"),
+    ("train_attack.steps", 0, "'steps' must be in"),
+    ("train_attack.steps", 1.5, "'steps' must be an integer"),
+    ("train_attack.eps", math.nan, "'eps' must be a finite number"),
+    ("train_attack.eps", -0.1, "eps and alpha must be >= 0"),
+    ("train_attack.eot", 0, "'eot' must be in"),
+    ("train_attack.norm", "l1", "norm must be one of"),
+    ("train_attack.random_start", "no", "'random_start' must be true or false"),
+    ("eval_attack.restarts", 0, "'restarts' must be in"),
+]
+
+
+@pytest.mark.parametrize("key, value, message", BAD_RECIPES, ids=[f"{k}={v!r}" for k, v, _ in BAD_RECIPES])
+def test_bad_recipe_value_is_refused_naming_the_key(key, value, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        get_recipe("quick", **{key: value})
+
+
+def test_unknown_nested_key_lists_nothing_silently():
+    with pytest.raises(KeyError, match="train_attack.stepz"):
+        get_recipe("quick", **{"train_attack.stepz": 3})
+
+
+def test_no_training_attack_for_an_adversarial_method():
+    with pytest.raises(ConfigError, match="'train_attack' is null"):
+        get_recipe("quick", train_attack=None)
+    assert get_recipe("quick", method="clean", train_attack=None).train_attack is None
+
+
+def test_sidecar_recipes_are_checked_too():
+    good = get_recipe("quick").to_dict()
+    with pytest.raises(ConfigError, match="'epochs' must be an integer"):
+        Recipe.from_dict({**good, "epochs": "4"})
+
+
+def test_valid_forms_are_normalised():
+    r = get_recipe("quick", layer_free=0, lr=1, milestones=[0.5])
+    assert r.layer_free is False and isinstance(r.lr, float) and r.milestones == (0.5,)
+
+
+BAD_ATTACKS = ["pgd:0", "pgd:abc", "square:-5", "pgd:1.5", "fgsm:3", "pgd:", "nosuchattack", "apgd-ce:0"]
+
+
+@pytest.mark.parametrize("text", BAD_ATTACKS)
+def test_bad_attack_string_names_the_grammar(text):
+    with pytest.raises(ConfigError, match="name:count|unknown attack"):
+        parse_attack(text)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"steps": 0}, "'steps' must be in"), ({"eot": 0}, "'eot' must be in"), ({"p_init": 0.0}, "'p_init'"),
+    ({"rho": 1.5}, "'rho'"), ({"steps": "20"}, "'steps' must be an integer"), ({"targeted": "yes"}, "targeted"),
+], ids=["steps=0", "eot=0", "p_init=0", "rho=1.5", "steps=str", "targeted=str"])
+def test_bad_attack_spec_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        A.AttackSpec(**{"name": "pgd", **kwargs})
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "run", "--samples", "0"], ["evaluate", "run", "--samples", "-5"], ["evaluate", "run", "--eot", "0"],
+    ["evaluate", "run", "--answers", "x"], ["evaluate", "run", "--trials", "-1"], ["sanity", "run", "--trials", "0"],
+    ["evaluate", "run", "--transfer-draws", "0"], ["evaluate", "run", "--protocol", "fixed-path"],
+], ids=lambda a: " ".join(a[2:]))
+def test_cli_counts_are_checked_before_anything_runs(argv, capsys):
+    from rna_core.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and argv[2] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("epochs=1.5", "'epochs' must be an integer"), ("lr=nan", "'lr' must be a number"),
+    ("layer_free=no", "'layer_free' must be true or false"), ("eval_attack.steps=0", "'steps' must be in"),
+], ids=["epochs", "lr", "layer_free", "eval_attack.steps"])
+def test_cli_set_values_fail_before_training(setting, message, capsys, tmp_path):
+    from rna_core.cli import main
+
+    assert main(["train", "--set", setting, "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
