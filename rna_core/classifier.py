@@ -57,9 +57,23 @@ class Classifier:
             raise ValueError(f"expected images N x {self.graph.in_channels} x H x W, got shape {x.shape}")
         if not np.issubdtype(x.dtype, np.floating):
             raise ValueError(f"expected float images in [0, 1], got dtype {x.dtype} (divide uint8 by 255)")
+        if x.size and not np.isfinite(x).all():
+            raise ValueError(f"images hold {int((~np.isfinite(x)).sum())} NaN or infinite values")
         if x.size and (x.min() < 0 or x.max() > 1):
             raise ValueError(f"images must lie in [0, 1], got range [{x.min():.3g}, {x.max():.3g}]")
         return x.astype(np.float32, copy=False)
+
+    def check_labels(self, y: np.ndarray, n: int | None = None) -> np.ndarray:
+        """Labels must be integers of shape (N,) (``n`` images) in [0, num_classes)."""
+        y = np.asarray(y)
+        if y.ndim != 1 or (n is not None and len(y) != n):
+            raise ValueError(f"expected labels of shape ({n if n is not None else 'N'},), got {y.shape}")
+        if y.size and not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+        k = self.graph.num_classes
+        if y.size and (y.min() < 0 or y.max() >= k):
+            raise ValueError(f"labels must lie in [0, {k}) for this {k}-class model, got [{y.min()}, {y.max()}]")
+        return y.astype(np.int64, copy=False)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class predictions for one draw of the path per call (eval mode is the caller's choice)."""

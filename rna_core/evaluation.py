@@ -56,9 +56,10 @@ def parse_protocols(text: str | Sequence[str]) -> tuple[str, ...]:
 
 def craft(clf: Classifier, x: np.ndarray, y: np.ndarray, spec: AttackSpec, rng: np.random.Generator):
     """Adversarial examples (backend tensor) for ``spec``, random numbers from ``rng``; the model's mode and path
-    policy are the caller's."""
+    policy are the caller's. Images and labels are checked first (shape, range, finite, class range)."""
     be = clf.backend
-    return be.attack(clf.model, be.tensor(x), be.tensor(y), spec, rng)
+    x = clf.check_images(x)
+    return be.attack(clf.model, be.tensor(x), be.tensor(clf.check_labels(y, len(x))), spec, rng)
 
 
 def _columns(attacks) -> dict[str, list[AttackSpec]]:
@@ -139,6 +140,8 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                         ("batch_size", batch_size)):
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if getattr(dataset, "num_classes", clf.graph.num_classes) != clf.graph.num_classes:
+        raise ValueError(f"the data set has {dataset.num_classes} classes but the model {clf.graph.num_classes}")
     rng = rng or np.random.default_rng(0)
     be, ctrl = clf.backend, clf.controller
     random = ctrl.is_random
@@ -151,7 +154,7 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
     n_batches = num_batches(len(dataset), batch_size, False)
     bar = tqdm(batches(dataset, batch_size), total=n_batches, desc="evaluate", disable=not progress, leave=False)
     for b, (x, y) in enumerate(bar):
-        batch = _Batch(clf, clf.check_images(x), y, answers, answer == "per-example")
+        batch = _Batch(clf, clf.check_images(x), clf.check_labels(y, len(x)), answers, answer == "per-example")
         found: dict[str, list[np.ndarray]] = {"clean": [batch.answer(batch.x)]}
         start = clusters[-1][-1] + 1 if clusters else 0
         clusters.append(start + np.arange(len(y)) if batch.per_example else np.full(len(y), b))
@@ -236,7 +239,8 @@ def score_examples(clf: Classifier, images: np.ndarray, labels: np.ndarray, answ
     if answer not in ANSWER_MODES:
         raise ValueError(f"answer must be one of {ANSWER_MODES}, got {answer!r}")
     clf.backend.set_training(clf.model, False)
-    images, labels = clf.check_images(images), np.asarray(labels)
+    images = clf.check_images(images)
+    labels = clf.check_labels(labels, len(images))
     mats, clusters = [], []
     for b, start in enumerate(range(0, len(labels), batch_size)):
         batch = _Batch(clf, images[start:start + batch_size], labels[start:start + batch_size], answers,

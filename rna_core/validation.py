@@ -1,8 +1,9 @@
 """Type checks of configuration dataclasses (recipes, attack specs) against their annotations, before any work.
 
 A field annotated ``int`` takes an int (not a bool, not 1.5, not "abc"); ``float`` takes a finite int or float
-(stored as float); ``bool`` takes True/False or the integers 1/0 (so ``--set layer_free=no`` is an error, never
-"true"); ``str`` a string; ``X | None`` also None; ``tuple[float, ...]`` a list or tuple of finite numbers.
+(stored as float; an ``eps`` may be +inf: an unbounded minimum-norm attack); ``bool`` takes True/False or the
+integers 1/0 (so ``--set layer_free=no`` is an error, never "true"); ``str`` a string; ``X | None`` also None;
+``tuple[float, ...]`` a list or tuple of finite numbers.
 Errors name the key, the value and what it should be.
 """
 
@@ -54,7 +55,7 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         raise ConfigError(f"{key} must be an integer, got {value!r}")
     if kind is float:
         if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
-            if not math.isfinite(value) and not (key.endswith("eps") and value == math.inf):
+            if not math.isfinite(value) and not (key.rstrip("'").endswith("eps") and value == math.inf):
                 raise ConfigError(f"{key} must be a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{key} must be a number, got {value!r}")

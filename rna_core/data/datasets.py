@@ -60,9 +60,10 @@ class ImageFolderDataset:
     size: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    classes: list[str] | None = None  # the training split's classes: this folder must hold the same
 
     def __post_init__(self) -> None:
-        self.files, self.y, self.classes = list_image_folder(Path(self.root))
+        self.files, self.y, self.classes = list_image_folder(Path(self.root), self.classes)
         self.num_classes = len(self.classes)
         self.name = f"imagefolder:{self.root}"
 
@@ -125,6 +126,12 @@ def load_dataset(name: str, split: str, data_dir: str | Path | None = None, imag
         x, y = load_cifar(root, split, k)
         return ArrayDataset(x, y, k, CIFAR_MEAN, CIFAR_STD, f"{name}/{split}")
     if name == "imagefolder":
-        sub = root / ("train" if split == "train" else "val")
-        return ImageFolderDataset(sub if sub.is_dir() else root, image_size)
+        missing = [s for s in ("train", "val") if not (root / s).is_dir()]
+        if missing:
+            raise DataFormatError(f"image folder {root} lacks {' and '.join(f'{s}/' for s in missing)} (expected "
+                                  "train/<class>/<image> and val/<class>/<image>)")
+        if split == "train":
+            return ImageFolderDataset(root / "train", image_size)
+        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+        return ImageFolderDataset(root / "val", image_size, classes=classes)
     raise ValueError(f"unknown data set {name!r}; known: bundled, fashion_mnist, mnist, cifar10, cifar100, imagefolder")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import zlib
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,7 +18,12 @@ class DataFormatError(ValueError):
 
 
 def _open(path: Path) -> bytes:
-    return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataFormatError(f"{path} is not a complete gzip file ({e})") from None
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -26,6 +32,8 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataFormatError(f"{path} is not an unsigned-byte IDX file (bad magic {raw[:4].hex()})")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataFormatError(f"{path} is truncated inside its IDX header ({len(raw)} bytes)")
     dims = np.frombuffer(raw, ">i4", count=ndim, offset=4).astype(int)
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
@@ -47,6 +55,8 @@ def load_idx_dir(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     y = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"))
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
         raise DataFormatError(f"{root}: images {x.shape} and labels {y.shape} do not pair up")
+    if y.size and y.max() >= 10:
+        raise DataFormatError(f"{root}: {prefix} labels outside [0, 10) (largest {y.max()})")
     return x[:, None], y.astype(np.int64)
 
 
@@ -122,22 +132,26 @@ def load_cifar(root: Path, split: str, num_classes: int) -> tuple[np.ndarray, np
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
 
 
-def list_image_folder(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
-    """``root/<class>/<image>`` (ImageNet's train/val layout): files, labels, sorted class names."""
+def list_image_folder(root: Path, classes: list[str] | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
+    """``root/<class>/<image>`` (ImageNet's train/val layout): files, labels, sorted class names. With
+    ``classes`` (the training split's list) the folder must hold exactly those classes, labelled alike."""
     if not root.is_dir():
         raise DataFormatError(f"image folder {root} does not exist")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
+    found = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not found:
         raise DataFormatError(f"{root} holds no class sub-directories (expected root/<class>/<image>)")
+    if classes is not None and found != list(classes):
+        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+        raise DataFormatError(f"{root}: its classes differ from the training split's (missing {missing[:5]}, "
+                              f"extra {extra[:5]}): labels would not mean the same class")
     files, labels = [], []
-    for i, c in enumerate(classes):
-        for f in sorted((root / c).iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(f)
-                labels.append(i)
-    if not files:
-        raise DataFormatError(f"{root}: no images with suffixes {sorted(IMAGE_SUFFIXES)}")
-    return files, np.asarray(labels, np.int64), classes
+    for i, c in enumerate(found):
+        images = [f for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            raise DataFormatError(f"{root / c}: a class directory without images (suffixes {sorted(IMAGE_SUFFIXES)})")
+        files += images
+        labels += [i] * len(images)
+    return files, np.asarray(labels, np.int64), found
 
 
 def read_image(path: Path, size: int, channels: int = 3) -> np.ndarray:
@@ -146,12 +160,15 @@ def read_image(path: Path, size: int, channels: int = 3) -> np.ndarray:
         from PIL import Image
     except ImportError:
         raise ImportError("image folders need Pillow: pip install 'rna-core[images]'") from None
-    with Image.open(path) as im:
-        im = im.convert("RGB" if channels == 3 else "L")
-        w, h = im.size
-        s = round(size * 8 / 7) / min(w, h)
-        im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
-        w, h = im.size
-        left, top = (w - size) // 2, (h - size) // 2
-        arr = np.asarray(im.crop((left, top, left + size, top + size)), np.uint8)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB" if channels == 3 else "L")
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataFormatError(f"{path}: cannot decode the image ({e})") from None
+    w, h = im.size
+    s = round(size * 8 / 7) / min(w, h)
+    im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    arr = np.asarray(im.crop((left, top, left + size, top + size)), np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

@@ -54,3 +54,36 @@ def test_minimum_norm_attacks_respect_their_budget(make_classifier, data):
 def test_trials_report_their_spread(make_classifier, data):
     t = trials(make_classifier("bn+in"), data, [A.pgd(1)], n=2, progress=False)
     assert len(t["clean"]["trials"]) == 2 and t["clean"]["min"] <= t["clean"]["mean"] <= t["clean"]["max"]
+
+
+def _bad_inputs():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((4, 1, 12, 12), dtype=np.float32), np.arange(4)
+    nan = x.copy()
+    nan[0, 0, 0, 0] = np.nan
+    return {
+        "nan pixel": (nan, y, "NaN or infinite"), "inf pixel": (x + np.inf, y, "NaN or infinite"),
+        "above 1": (x * 255, y, r"must lie in \[0, 1\]"), "uint8": ((x * 255).astype(np.uint8), y, "float images"),
+        "3 channels": (np.repeat(x, 3, 1), y, "expected images N x 1"), "rank 3": (x[:, 0], y, "expected images"),
+        "label 10": (x, np.array([0, 1, 2, 10]), r"labels must lie in \[0, 10\)"),
+        "label -1": (x, np.array([0, 1, 2, -1]), r"labels must lie in \[0, 10\)"),
+        "float labels": (x, y.astype(np.float32), "labels must be integers"),
+        "label count": (x, y[:3], r"labels of shape \(4,\)"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_inputs()))
+def test_bad_images_and_labels_fail_before_any_attack(make_classifier, case):
+    from rna_core.evaluation import craft
+
+    x, y, message = _bad_inputs()[case]
+    with pytest.raises(ValueError, match=message):
+        craft(make_classifier("bn"), x, y, A.pgd(1), np.random.default_rng(0))
+
+
+def test_data_with_another_class_count_is_refused(make_classifier, data):
+    from rna_core.data import ArrayDataset
+
+    other = ArrayDataset(data.x, data.y, 100, data.mean, data.std)
+    with pytest.raises(ValueError, match="100 classes but the model 10"):
+        evaluate(make_classifier("bn"), other, [A.pgd(1)], progress=False)

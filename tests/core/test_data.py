@@ -90,14 +90,15 @@ def test_cifar_pickle_refuses_code(tmp_path):
 
 def test_image_folder(tmp_path):
     image = pytest.importorskip("PIL.Image")
-    for c in ("cat", "dog"):
-        (tmp_path / "val" / c).mkdir(parents=True)
-        for i in range(2):
-            image.fromarray(np.full((40, 50, 3), 60 * i, np.uint8)).save(tmp_path / "val" / c / f"{i}.png")
+    for split in ("train", "val"):
+        for c in ("cat", "dog"):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(2):
+                image.fromarray(np.full((40, 50, 3), 60 * i, np.uint8)).save(tmp_path / split / c / f"{i}.png")
     ds = load_dataset("imagefolder", "test", tmp_path, image_size=32)
     x, y = ds.batch(np.arange(4))
     assert x.shape == (4, 3, 32, 32) and y.tolist() == [0, 0, 1, 1] and ds.classes == ["cat", "dog"]
-    with pytest.raises(DataFormatError, match="no class sub-directories"):
+    with pytest.raises(DataFormatError, match=r"lacks train/ and val/"):
         load_dataset("imagefolder", "test", tmp_path / "val" / "cat")
 
 
@@ -123,3 +124,51 @@ def test_crop_flip_and_batches():
     got = list(batches(ds, 300))
     assert [len(b[1]) for b in got] == [300, 300, 300, 100] and got[0][0].dtype == np.float32
     assert 0 <= got[0][0].min() and got[0][0].max() <= 1
+
+
+def _image_folder(root, layout: dict[str, dict[str, int]]):
+    image = pytest.importorskip("PIL.Image")
+    for split, classes in layout.items():
+        for c, n in classes.items():
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                image.fromarray(np.full((8, 8, 3), 30 * i, np.uint8)).save(root / split / c / f"{i}.png")
+
+
+def test_image_folder_val_must_use_the_training_classes(tmp_path):
+    _image_folder(tmp_path, {"train": {"cat": 1, "dog": 1, "eel": 1}, "val": {"cat": 1, "eel": 1}})
+    with pytest.raises(DataFormatError, match=r"differ from the training split's \(missing \['dog'\]"):
+        load_dataset("imagefolder", "test", tmp_path, image_size=8)
+
+
+def test_image_folder_empty_class_and_truncated_image_are_named(tmp_path):
+    _image_folder(tmp_path, {"train": {"cat": 1, "dog": 0}, "val": {"cat": 1, "dog": 1}})
+    with pytest.raises(DataFormatError, match="dog: a class directory without images"):
+        load_dataset("imagefolder", "train", tmp_path, image_size=8)
+    bad = tmp_path / "val" / "dog" / "0.png"
+    bad.write_bytes(bad.read_bytes()[:30])
+    ds = load_dataset("imagefolder", "test", tmp_path, image_size=8)
+    with pytest.raises(DataFormatError, match="0.png: cannot decode"):
+        ds.batch(np.arange(2))
+
+
+def test_truncated_gzip_and_idx_files_are_named(tmp_path):
+    import gzip
+
+    header = bytes([0, 0, 8, 3]) + np.array([2, 2, 2], ">i4").tobytes()
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + bytes(8))[:-6])
+    with pytest.raises(DataFormatError, match="train-images-idx3-ubyte.gz is not a complete gzip file"):
+        load_dataset("mnist", "train", tmp_path)
+    (tmp_path / "train-images-idx3-ubyte.gz").unlink()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header[:9])
+    with pytest.raises(DataFormatError, match="truncated inside its IDX header"):
+        load_dataset("mnist", "train", tmp_path)
+
+
+def test_idx_labels_outside_the_classes_are_refused(tmp_path):
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + np.array([2, 2, 2], ">i4").tobytes()
+                                                      + bytes(8))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + np.array([2], ">i4").tobytes()
+                                                      + bytes([3, 12]))
+    with pytest.raises(DataFormatError, match=r"labels outside \[0, 10\) \(largest 12\)"):
+        load_dataset("mnist", "test", tmp_path)
