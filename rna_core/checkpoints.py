@@ -25,19 +25,39 @@ FORMAT = "rna-core-checkpoint/1"
 OPT_PREFIX = "optimizer."
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same directory (mode from the user's umask), fsync, then rename over
+    ``path``; a failed write (disk full, read-only storage) leaves ``path`` as it was and says so."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, f"could not write {path} ({e.strerror}); the last complete checkpoint in "
+                               f"{path.parent} is intact") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the ``.*.tmp`` files a killed write left in ``run_dir`` (call only while holding its lock)."""
+    stale = sorted(run_dir.glob(".*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def save_checkpoint(run_dir: str | Path, tag: str, model_state: dict[str, np.ndarray],
@@ -67,6 +87,14 @@ def _order(tag: str) -> tuple[int, float]:
     return (int(m[1]), float(m[2]) if m[2] else float("inf"))
 
 
+def _local_name(name: object, source: Path) -> str:
+    """A file name inside the run directory: no separators, no ``..``, no absolute path."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") \
+            or name.startswith(".."):
+        raise ValueError(f"{source} names {name!r}: checkpoint files must lie in their own run directory")
+    return name
+
+
 def resolve(path: str | Path) -> Path:
     """The sidecar JSON of a checkpoint given as a run directory, a .json or a .safetensors path."""
     p = Path(path)
@@ -76,7 +104,7 @@ def resolve(path: str | Path) -> Path:
         latest = p / "latest.json"
         if not latest.is_file():
             raise FileNotFoundError(f"{p} holds no checkpoint (missing latest.json)")
-        p = p / (json.loads(latest.read_text())["checkpoint"] + ".json")
+        p = p / (_local_name(json.loads(latest.read_text()).get("checkpoint"), latest) + ".json")
     elif p.suffix == ".safetensors":
         p = p.with_suffix(".json")
     if not p.is_file():
@@ -90,13 +118,16 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
     meta = json.loads(sidecar.read_text())
     if meta.get("format") != FORMAT:
         raise ValueError(f"{sidecar}: not an rna-core checkpoint (format {meta.get('format')!r})")
-    blob_path = sidecar.parent / meta["weights"]
+    blob_path = sidecar.parent / _local_name(meta.get("weights"), sidecar)
     if not blob_path.is_file():
         raise FileNotFoundError(f"weights {blob_path} named by {sidecar} are missing")
     blob = blob_path.read_bytes()
     if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
         raise ValueError(f"{blob_path} does not match the hash recorded in {sidecar} (truncated or replaced)")
     tensors = st_load(blob)
+    bad = [k for k, v in tensors.items() if np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{blob_path} holds non-finite values in {bad[:5]}: a diverged run, not a model to load")
     model = {k: v for k, v in tensors.items() if not k.startswith(OPT_PREFIX)}
     opt = {k[len(OPT_PREFIX):]: v for k, v in tensors.items() if k.startswith(OPT_PREFIX)}
     return model, opt, meta

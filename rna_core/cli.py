@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -319,11 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     pa.set_defaults(fn=cmd_parity)
     r = sub.add_parser("recipes", help="list built-in recipes")
     r.set_defaults(fn=cmd_recipes)
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an error (also RNA_DEBUG=1); default: one line naming the problem")
     args = p.parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as e:
-        print(f"rna-core: error: {e}", file=sys.stderr)
+    except (ValueError, KeyError, OSError, ImportError, RuntimeError, ArithmeticError) as e:
+        if args.debug or os.environ.get("RNA_DEBUG"):
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"rna-core: error: {message}", file=sys.stderr)
         return 2
 
 

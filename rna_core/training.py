@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,13 +16,14 @@ from tqdm.auto import tqdm
 
 from .algorithms import ALGORITHMS
 from .backend import Backend, SGDConfig
-from .checkpoints import atomic_write, load_checkpoint, resolve, rng_state, save_checkpoint
+from .checkpoints import atomic_write, load_checkpoint, remove_stale_temporaries, resolve, rng_state, save_checkpoint
 from .classifier import Classifier, build_classifier
 from .data import load_dataset
 from .data.loader import batches, num_batches
 from .evaluation import evaluate
 from .recipes import Recipe, get_recipe, lr_at
 from .registry import get_backend
+from .run_lock import RunLock
 
 STREAMS = ("data", "path", "attack", "eval")
 RESUMABLE_CHANGES = ("checkpoint_every",)  # recipe keys that do not change the weights
@@ -63,6 +67,22 @@ def initialise_from(clf: Classifier, checkpoint: str, verbose: bool) -> None:
               f"{len(source) - len(taken)} of its entries unused", file=sys.stderr)
 
 
+def _check_writable(run_dir: Path) -> None:
+    """The run directory exists (created here) and takes files, before any data is read."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"out_dir {run_dir} is a file, not a directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot create out_dir {run_dir}: {e.strerror}") from None
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise PermissionError(f"out_dir {run_dir} is not writable")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the weights became non-finite; the run directory keeps the last finite checkpoint."""
+
+
 def default_run_dir(recipe: Recipe) -> Path:
     return Path("runs") / f"{recipe.name}-{recipe.norms.replace('+', '_').replace('@', 's').replace(':', '')}" \
         f"-{recipe.method}-seed{recipe.seed}"
@@ -84,87 +104,102 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
     has_ckpt = (run_dir / "latest.json").is_file()
     if has_ckpt and not resume:
         raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) or another out_dir")
+    if resume and not has_ckpt:
+        raise FileNotFoundError(f"cannot resume: {run_dir} holds no checkpoint (no latest.json)")
+    _check_writable(run_dir)
     train_ds, test_ds = _datasets(recipe)
     seeds = np.random.SeedSequence(recipe.seed).spawn(len(STREAMS))
     streams = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
     be = get_backend(backend)
     world = be.world()  # data parallel under torchrun / msrun (rna_core.distributed); joined before any model exists
-    clf = build_classifier(_arch(recipe, train_ds), recipe.norms, recipe.layer_free, be, streams["path"],
-                           recipe.seed)
-    progress = progress and world.is_main
-    if recipe.sync_bn:
-        be.sync_batch_norm(clf.model)
-    optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
-    history: list[dict] = []
-    start_epoch, partial = 0, None
-    if has_ckpt:
-        state, opt_state, meta = load_checkpoint(run_dir)
-        wanted = json.loads(json.dumps(recipe.to_dict()))
-        diff = sorted(k for k in wanted if meta["recipe"].get(k) != wanted[k] and k not in RESUMABLE_CHANGES)
-        if diff:
-            raise ValueError(f"cannot resume {run_dir}: recipe differs in {diff}")
-        be.set_state(clf.model, state)
-        be.set_optimizer_state(optimizer, clf.model, opt_state)
-        for name in STREAMS:
-            streams[name].bit_generator.state = meta["rng"][name]
-        history, start_epoch = meta["history"], meta["epoch"] + 1
-        if "partial" in meta:  # a mid-epoch checkpoint: replay the epoch's data order, skip the steps done
-            start_epoch, partial = meta["epoch"], meta["partial"]
-            streams["data"].bit_generator.state = partial["data_rng"]
-    if recipe.init_checkpoint and not has_ckpt:
-        initialise_from(clf, recipe.init_checkpoint, world.is_main)
-    step = ALGORITHMS[recipe.method]
-    steps_per_epoch = num_batches(len(train_ds), recipe.batch_size, True)
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(train_ds)} training examples do not fill one batch of {recipe.batch_size}")
+    with ExitStack() as held:
+        if world.is_main:  # one training process per run directory
+            held.enter_context(RunLock(run_dir))
+            remove_stale_temporaries(run_dir)
+        clf = build_classifier(_arch(recipe, train_ds), recipe.norms, recipe.layer_free, be, streams["path"],
+                               recipe.seed)
+        progress = progress and world.is_main
+        if recipe.sync_bn:
+            be.sync_batch_norm(clf.model)
+        optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
+        history: list[dict] = []
+        start_epoch, partial = 0, None
+        if has_ckpt:
+            state, opt_state, meta = load_checkpoint(run_dir)
+            wanted = json.loads(json.dumps(recipe.to_dict()))
+            diff = sorted(k for k in wanted if meta["recipe"].get(k) != wanted[k] and k not in RESUMABLE_CHANGES)
+            if diff:
+                raise ValueError(f"cannot resume {run_dir}: recipe differs in {diff}")
+            be.set_state(clf.model, state)
+            be.set_optimizer_state(optimizer, clf.model, opt_state)
+            for name in STREAMS:
+                streams[name].bit_generator.state = meta["rng"][name]
+            history, start_epoch = meta["history"], meta["epoch"] + 1
+            if "partial" in meta:  # a mid-epoch checkpoint: replay the epoch's data order, skip the steps done
+                start_epoch, partial = meta["epoch"], meta["partial"]
+                streams["data"].bit_generator.state = partial["data_rng"]
+        if recipe.init_checkpoint and not has_ckpt:
+            initialise_from(clf, recipe.init_checkpoint, world.is_main)
+        step = ALGORITHMS[recipe.method]
+        steps_per_epoch = num_batches(len(train_ds), recipe.batch_size, True)
+        if steps_per_epoch == 0:
+            raise ValueError(f"{len(train_ds)} training examples do not fill one batch of {recipe.batch_size}")
 
-    def save(epoch: int, inside: dict | None = None) -> None:
-        """A checkpoint after epoch ``epoch``, or inside it (``inside``: steps done, running sums, and the data
-        stream's state at the epoch's start)."""
-        meta = {"recipe": recipe.to_dict(), "arch": clf.arch, "path_space": clf.space.to_dict(),
-                "backend": be.name, "epoch": epoch, "history": history,
-                "rng": {name: rng_state(g) for name, g in streams.items()}}
-        tag = f"ckpt-e{epoch:04d}"
-        if inside is not None:
-            meta["partial"] = inside
-            tag += f"-s{inside['step']:06d}"
-        if world.is_main:
-            save_checkpoint(run_dir, tag, be.get_state(clf.model), be.get_optimizer_state(optimizer, clf.model),
-                            meta)
+        def save(epoch: int, inside: dict | None = None) -> None:
+            """A checkpoint after epoch ``epoch``, or inside it (``inside``: steps done, running sums, and the data
+            stream's state at the epoch's start)."""
+            meta = {"recipe": recipe.to_dict(), "arch": clf.arch, "path_space": clf.space.to_dict(),
+                    "backend": be.name, "epoch": epoch, "history": history,
+                    "rng": {name: rng_state(g) for name, g in streams.items()}}
+            tag = f"ckpt-e{epoch:04d}"
+            if inside is not None:
+                meta["partial"] = inside
+                tag += f"-s{inside['step']:06d}"
+            if world.is_main:
+                state = be.get_state(clf.model)
+                bad = [k for k, v in state.items() if not np.isfinite(v).all()]
+                if bad:
+                    raise TrainingDiverged(f"non-finite weights in {bad[:5]} at epoch {epoch}; not checkpointed: "
+                                           f"{run_dir} keeps the last finite checkpoint, if any")
+                save_checkpoint(run_dir, tag, state, be.get_optimizer_state(optimizer, clf.model), meta)
 
-    for epoch in range(start_epoch, recipe.epochs):
-        t0 = time.perf_counter()
-        data_rng = rng_state(streams["data"])  # the epoch's order and augmentation start here
-        skip = partial["step"] if partial else 0
-        loss_sum, correct, seen = partial["sums"] if partial else (0.0, 0.0, 0.0)
-        partial = None
-        bar = tqdm(batches(train_ds, recipe.batch_size, streams["data"], shuffle=True, padding=recipe.crop_padding,
-                           flip=recipe.flip, drop_last=True),
-                   total=steps_per_epoch, desc=f"{recipe.name} [{recipe.norms}] epoch {epoch + 1}/{recipe.epochs}",
-                   disable=not progress, leave=False, initial=skip)
-        for i, (x, y) in enumerate(bar):
-            if i < skip:  # drawn again (same order, same augmentation), already trained on
-                continue
-            lr = lr_at(recipe, epoch, i, steps_per_epoch)
-            be.set_lr(optimizer, lr)
-            res = step(clf, optimizer, *world.shard(x, y), recipe, streams["attack"])
-            loss_sum += res.loss * res.count
-            correct += res.correct
-            seen += res.count
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.3g}")
-            if recipe.checkpoint_every and (i + 1) % recipe.checkpoint_every == 0 and i + 1 < steps_per_epoch:
-                save(epoch, {"step": i + 1, "sums": [loss_sum, correct, seen], "data_rng": data_rng})
-        history.append({"epoch": epoch, "lr": lr_at(recipe, epoch, steps_per_epoch - 1, steps_per_epoch),
-                        "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                        "seconds": time.perf_counter() - t0})
-        save(epoch)
-    if not world.is_main:  # rank 0 writes the checkpoints and evaluates
-        return TrainResult(recipe, run_dir, run_dir / "latest.json", history, classifier=clf)
-    result = TrainResult(recipe, run_dir, resolve(run_dir), history, classifier=clf)
-    if evaluate_at_end:
-        result.final = evaluate(clf, test_ds, recipe.eval_attacks, recipe.eval_protocol, recipe.eval_eot,
-                                streams["eval"], recipe.eval_batch_size, progress, recipe.eval_answers,
-                                recipe.eval_answer, recipe.eval_transfer_draws)
-        metrics = {"recipe": recipe.name, "norms": recipe.norms, "history": history, "test": result.final}
-        atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1).encode())
-    return result
+        for epoch in range(start_epoch, recipe.epochs):
+            t0 = time.perf_counter()
+            data_rng = rng_state(streams["data"])  # the epoch's order and augmentation start here
+            skip = partial["step"] if partial else 0
+            loss_sum, correct, seen = partial["sums"] if partial else (0.0, 0.0, 0.0)
+            partial = None
+            bar = tqdm(batches(train_ds, recipe.batch_size, streams["data"], shuffle=True, padding=recipe.crop_padding,
+                               flip=recipe.flip, drop_last=True),
+                       total=steps_per_epoch, desc=f"{recipe.name} [{recipe.norms}] epoch {epoch + 1}/{recipe.epochs}",
+                       disable=not progress, leave=False, initial=skip)
+            for i, (x, y) in enumerate(bar):
+                if i < skip:  # drawn again (same order, same augmentation), already trained on
+                    continue
+                lr = lr_at(recipe, epoch, i, steps_per_epoch)
+                be.set_lr(optimizer, lr)
+                res = step(clf, optimizer, *world.shard(x, y), recipe, streams["attack"])
+                if not math.isfinite(res.loss):
+                    raise TrainingDiverged(f"the training loss is {res.loss} at epoch {epoch}, step {i} (lr {lr:.3g});"
+                                           f" {run_dir} keeps the last finite checkpoint, if any: lower lr and "
+                                           "resume from it or start again")
+                loss_sum += res.loss * res.count
+                correct += res.correct
+                seen += res.count
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.3g}")
+                if recipe.checkpoint_every and (i + 1) % recipe.checkpoint_every == 0 and i + 1 < steps_per_epoch:
+                    save(epoch, {"step": i + 1, "sums": [loss_sum, correct, seen], "data_rng": data_rng})
+            history.append({"epoch": epoch, "lr": lr_at(recipe, epoch, steps_per_epoch - 1, steps_per_epoch),
+                            "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                            "seconds": time.perf_counter() - t0})
+            save(epoch)
+        if not world.is_main:  # rank 0 writes the checkpoints and evaluates
+            return TrainResult(recipe, run_dir, run_dir / "latest.json", history, classifier=clf)
+        result = TrainResult(recipe, run_dir, resolve(run_dir), history, classifier=clf)
+        if evaluate_at_end:
+            result.final = evaluate(clf, test_ds, recipe.eval_attacks, recipe.eval_protocol, recipe.eval_eot,
+                                    streams["eval"], recipe.eval_batch_size, progress, recipe.eval_answers,
+                                    recipe.eval_answer, recipe.eval_transfer_draws)
+            metrics = {"recipe": recipe.name, "norms": recipe.norms, "history": history, "test": result.final}
+            atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1).encode())
+        return result

@@ -2,6 +2,7 @@
 built, with a message that names the key (or the attack grammar) and the value."""
 
 import math
+import os
 
 import pytest
 
@@ -134,3 +135,51 @@ def test_cli_set_values_fail_before_training(setting, message, capsys, tmp_path)
 
     assert main(["train", "--set", setting, "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_two_processes_never_share_a_run_directory(tmp_path):
+    from rna_core.run_lock import RunLock, RunLocked
+
+    with RunLock(tmp_path), pytest.raises(RunLocked, match=rf"in use by another training process \(PID {os.getpid()}"):
+        with RunLock(tmp_path):
+            pass
+    with RunLock(tmp_path):  # released on exit
+        pass
+
+
+def test_run_directory_problems_fail_before_any_data_is_read(tmp_path):
+    import rna_core
+
+    with pytest.raises(FileNotFoundError, match="cannot resume: .* holds no checkpoint"):
+        rna_core.train("quick", "torch", tmp_path / "fresh", resume=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        rna_core.train("quick", "torch", tmp_path / "file")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if not os.access(locked, os.W_OK):  # root may write anywhere
+        with pytest.raises(PermissionError, match="not writable"):
+            rna_core.train("quick", "torch", locked / "run")
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "/etc/passwd", "sub/ckpt", "..", ""])
+def test_latest_json_may_only_name_files_in_its_run(tmp_path, name):
+    import json
+
+    from rna_core.checkpoints import load_checkpoint
+
+    (tmp_path / "latest.json").write_text(json.dumps({"checkpoint": name}))
+    with pytest.raises(ValueError, match="must lie in their own run directory"):
+        load_checkpoint(tmp_path)
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path):
+    from rna_core.checkpoints import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "f.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o644

@@ -9,7 +9,7 @@ from rna_core.classifier import build_classifier, load_classifier
 from rna_core.data import load_bundled
 from rna_core.evaluation import evaluate
 
-TINY = {"width": 4, "train_samples": 1024, "batch_size": 64, "epochs": 1, "method": "clean",
+TINY = {"width": 4, "train_samples": 1024, "batch_size": 64, "epochs": 1, "method": "clean", "lr": 0.1,
         "crop_padding": 0}
 
 

@@ -53,12 +53,29 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path):
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         killed_at = _kill_when(run, proc, ready)
         assert proc.returncode == -signal.SIGKILL and not (run / "metrics.json").exists()
+        (run / f".{killed_at}.safetensors.x1y2.tmp").write_bytes(b"half a checkpoint")  # a write cut short
         resumed = rna_core.train("quick", "torch", run, resume=True, progress=False, **TINY)
+        assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp")), "stale temporaries are removed"
         b, opt_b, meta_b = load_checkpoint(resumed.run_dir)
         assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a), f"weights differ ({killed_at})"
         assert all(np.array_equal(opt_a[k], opt_b[k]) for k in opt_a), f"momentum differs ({killed_at})"
         assert meta_a["rng"] == meta_b["rng"] and resumed.final == full.final
         assert [h["train_loss"] for h in meta_a["history"]] == [h["train_loss"] for h in meta_b["history"]]
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path):
+    from rna_core.training import TrainingDiverged
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"at epoch 0|non-finite weights"):
+        rna_core.train("quick", "torch", run, progress=False, evaluate_at_end=False,
+                       **dict(TINY, epochs=1, checkpoint_every=1, method="clean", lr=1e30))
+    assert not (run / "metrics.json").exists()
+    state, _, _ = load_checkpoint(run)  # what was kept is finite (load refuses anything else)
+    state[next(iter(state))] = np.full_like(state[next(iter(state))], np.nan)
+    save_checkpoint(tmp_path / "nan", "ckpt-e0000", state, {}, {})
+    with pytest.raises(ValueError, match="non-finite values"):
+        load_checkpoint(tmp_path / "nan")
 
 
 
