@@ -9,9 +9,11 @@ from rna_core import attacks as A
 from rna_core.algorithms import ALGORITHMS
 from rna_core.attacks.losses import reference
 from rna_core.backend import SGDConfig
+from rna_core.classifier import build_classifier
 from rna_core.data import load_bundled
 from rna_core.data.loader import batches
 from rna_core.recipes import get_recipe
+from rna_core.registry import get_backend
 
 SPECS = {
     "fgsm": A.fgsm(8 / 255),
@@ -36,11 +38,17 @@ def victim(make_classifier):
     test images labelled with its own predictions, so that every attack starts at 100 % accuracy."""
     clf = make_classifier("bn", width=8)
     be = clf.backend
-    opt = be.make_optimizer(clf.model, SGDConfig(0.05, 0.9, 5e-4))
+    trainer = clf  # MindSpore trains the weights in GRAPH_MODE (PyNative takes ~10x as long) and copies them
+    if be.name == "mindspore" and be.mode == "pynative":
+        trainer = build_classifier(dict(clf.arch), "bn", True, get_backend("mindspore", mode="graph"),
+                                   np.random.default_rng(0), 0)
+    opt = trainer.backend.make_optimizer(trainer.model, SGDConfig(0.05, 0.9, 5e-4))
     rng = np.random.default_rng(0)
     for _ in range(2):
         for xb, yb in batches(load_bundled("train").subset(1024), 64, rng, shuffle=True):
-            ALGORITHMS["clean"](clf, opt, xb, yb, get_recipe("quick"), rng)
+            ALGORITHMS["clean"](trainer, opt, xb, yb, get_recipe("quick"), rng)
+    if trainer is not clf:
+        be.set_state(clf.model, trainer.backend.get_state(trainer.model))
     be.set_training(clf.model, False)
     x = load_bundled("test").subset(16).x.astype(np.float32) / 255
     y = be.numpy(be.logits(clf.model, be.tensor(x))).argmax(1)
@@ -78,6 +86,8 @@ def test_attack_fools_stays_in_budget_and_range(victim, name):
 def test_attack_draws_only_from_its_generator(victim, name):
     clf, x, y = victim
     spec = SPECS[name]
+    if name != "square":  # a few steps show where the random numbers come from
+        spec = spec.replace(steps=min(spec.steps, 3))
     clf.backend.seed(11)  # (MindSpore's set_seed also seeds numpy's global state)
     legacy = np.random.get_state()[1].copy()
     first = _attack(clf, x, y, spec, seed=3)
