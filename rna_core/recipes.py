@@ -47,7 +47,8 @@ class Recipe:
     checkpoint every k steps inside an epoch (long epochs, preemptible machines); a run resumed from one ends
     with the weights of an uninterrupted run. ``init_checkpoint`` starts from the weights of another rna-core
     checkpoint (e.g. a BN model: its names are a subset of an RNA model's, so every BN candidate and every other
-    layer is initialised from it; entries of another shape, such as a new classifier head, keep their init).
+    layer is initialised from it; entries of another shape, such as a new classifier head, keep their init); a
+    checkpoint of which fewer than half the entries fit is an error unless ``init_partial``.
     ``sync_bn``: under torchrun / msrun, BN layers use the global batch's statistics (SyncBN)."""
 
     name: str = "custom"
@@ -92,6 +93,7 @@ class Recipe:
     sam_rho: float = 0.05
     checkpoint_every: int = 0
     init_checkpoint: str | None = None
+    init_partial: bool = False
     sync_bn: bool = False
     seed: int = 0
 

@@ -54,13 +54,21 @@ def _arch(recipe: Recipe, data) -> dict:
     return arch
 
 
-def initialise_from(clf: Classifier, checkpoint: str, verbose: bool) -> None:
-    """Copy every entry of ``checkpoint`` whose name and shape the model has (a pretrained start)."""
+def initialise_from(clf: Classifier, checkpoint: str, verbose: bool, partial: bool = False) -> None:
+    """Copy every entry of ``checkpoint`` whose name and shape the model has (a pretrained start). Unless
+    ``partial``, at least half of the checkpoint's entries must fit: a checkpoint of another architecture is an
+    error that lists what did not match, not a silently random start."""
     source, _, _ = load_checkpoint(checkpoint)
     state = clf.backend.get_state(clf.model)
     taken = {k: v for k, v in source.items() if k in state and v.shape == state[k].shape}
     if not taken:
         raise ValueError(f"init_checkpoint {checkpoint} shares no parameter (name and shape) with this model")
+    if not partial and len(taken) < len(source) / 2:
+        missed = [f"{k} {tuple(v.shape)}" + (f" (model: {tuple(state[k].shape)})" if k in state else " (absent)")
+                  for k, v in source.items() if k not in taken]
+        raise ValueError(f"init_checkpoint {checkpoint}: only {len(taken)} of its {len(source)} entries fit this "
+                         f"model (another architecture?); not matching: {missed[:8]}; set init_partial=true to "
+                         "load the matching entries anyway")
     clf.backend.set_state(clf.model, {**state, **taken})
     if verbose:
         print(f"rna-core: initialised {len(taken)} of {len(state)} entries from {checkpoint}; "
@@ -139,7 +147,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
                 start_epoch, partial = meta["epoch"], meta["partial"]
                 streams["data"].bit_generator.state = partial["data_rng"]
         if recipe.init_checkpoint and not has_ckpt:
-            initialise_from(clf, recipe.init_checkpoint, world.is_main)
+            initialise_from(clf, recipe.init_checkpoint, world.is_main, recipe.init_partial)
         step = ALGORITHMS[recipe.method]
         steps_per_epoch = num_batches(len(train_ds), recipe.batch_size, True)
         if steps_per_epoch == 0:

@@ -92,3 +92,9 @@ def test_init_checkpoint_starts_an_rna_model_from_a_bn_model(tmp_path):
     save_checkpoint(tmp_path / "other", "ckpt-e0000", {"foo": np.zeros(3, np.float32)}, {}, {})
     with pytest.raises(ValueError, match="shares no parameter"):
         initialise_from(clf, str(tmp_path / "other"), verbose=False)
+    wide = {**{k: np.zeros((*v.shape[:-1], v.shape[-1] + 1), v.dtype) if v.ndim else v for k, v in source.items()},
+            "conv1.weight": source["conv1.weight"]}  # another width: one entry of many fits
+    save_checkpoint(tmp_path / "wide", "ckpt-e0000", wide, {}, {})
+    with pytest.raises(ValueError, match=r"only \d+ of its \d+ entries fit this model .* init_partial"):
+        initialise_from(clf, str(tmp_path / "wide"), verbose=False)
+    initialise_from(clf, str(tmp_path / "wide"), verbose=False, partial=True)
