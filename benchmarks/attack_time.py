@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ATTACKS = ("PGD-20", "APGD-CE-100", "Square-1000")
+ATTACKS = ("PGD", "APGD-CE", "Square")
 
 
 def worker(args) -> None:
@@ -45,8 +45,8 @@ def worker(args) -> None:
     be.set_training(clf.model, False)
     x = np.random.default_rng(1).random((args.batch, 3, 32, 32), dtype=np.float32)
     y = be.numpy(be.logits(clf.model, be.tensor(x))).argmax(1)
-    specs = {"PGD-20": A.pgd(args.pgd_steps), "APGD-CE-100": A.apgd("ce", args.apgd_steps),
-             "Square-1000": A.square(args.queries, 2 / 255)}
+    specs = {"PGD": A.pgd(args.pgd_steps), "APGD-CE": A.apgd("ce", args.apgd_steps),
+             "Square": A.square(args.queries, 2 / 255)}
     for spec in specs.values():  # warm-up (and GRAPH_MODE compilation)
         be.attack(clf.model, be.tensor(x[:8]), be.tensor(y[:8]), spec.replace(steps=2), np.random.default_rng(0))
     out = {"rna_core": str(Path(rna_core.__file__).parent)}
@@ -114,7 +114,8 @@ def main() -> None:
             results[backend] = {"seconds": med, "ratio": {a: med["new"][a] / med["old"][a] for a in ATTACKS},
                                 "same_examples": same}
             print(f"{backend}: new / old (median of {args.rounds}), ResNet-18 width {args.width}, "
-                  f"batch {args.batch} x 3 x 32 x 32")
+                  f"batch {args.batch} x 3 x 32 x 32; PGD-{args.pgd_steps}, APGD-CE-{args.apgd_steps}, "
+                  f"Square-{args.queries}")
             for a in ATTACKS:
                 print(f"  {a:12s} old {med['old'][a]:8.2f} s   new {med['new'][a]:8.2f} s   "
                       f"ratio {results[backend]['ratio'][a]:.3f}   same examples: {same[a]}")
