@@ -27,13 +27,13 @@ from .apart import BNPerturbation, adversarial_delta, second_pass_size
 from .backend import Gradient, StepResult
 from .classifier import Classifier
 from .constraints import constrain
-from .evaluation import craft
+from .evaluation import attack_checked
 from .recipes import Recipe
 
 
 def _adversarial(clf: Classifier, x: np.ndarray, y: np.ndarray, recipe: Recipe, rng: np.random.Generator):
     clf.backend.set_training(clf.model, recipe.attack_in_train_mode)
-    return craft(clf, x, y, recipe.train_attack, rng)
+    return attack_checked(clf, x, y, recipe.train_attack, rng)
 
 
 def _update(clf: Classifier, optimizer, x, y: np.ndarray) -> StepResult:

@@ -57,9 +57,15 @@ def parse_protocols(text: str | Sequence[str]) -> tuple[str, ...]:
 def craft(clf: Classifier, x: np.ndarray, y: np.ndarray, spec: AttackSpec, rng: np.random.Generator):
     """Adversarial examples (backend tensor) for ``spec``, random numbers from ``rng``; the model's mode and path
     policy are the caller's. Images and labels are checked first (shape, range, finite, class range)."""
-    be = clf.backend
     x = clf.check_images(x)
-    return be.attack(clf.model, be.tensor(x), be.tensor(clf.check_labels(y, len(x))), spec, rng)
+    return attack_checked(clf, x, clf.check_labels(y, len(x)), spec, rng)
+
+
+def attack_checked(clf: Classifier, x: np.ndarray, y: np.ndarray, spec: AttackSpec, rng: np.random.Generator):
+    """``craft`` for images and labels already checked (an evaluation batch, a training batch of a loaded data
+    set): no second pass over the batch on the host per attack or step."""
+    be = clf.backend
+    return be.attack(clf.model, be.tensor(x), be.tensor(y), spec, rng)
 
 
 def _columns(attacks) -> dict[str, list[AttackSpec]]:
@@ -174,14 +180,14 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                 if not random:
                     count, counting = _forwards(clf)
                     with counting:
-                        adv = craft(clf, batch.x, y, spec.replace(eot=1), rng)
+                        adv = attack_checked(clf, batch.x, batch.y, spec.replace(eot=1), rng)
                     add(f"{col}/white-box", spec, adv, count[0])
                     continue
                 paper_spec = spec.replace(eot=1)
                 count, counting = _forwards(clf)
                 with ctrl.frozen():
                     with counting:
-                        adv = craft(clf, batch.x, y, paper_spec, rng)
+                        adv = attack_checked(clf, batch.x, batch.y, paper_spec, rng)
                     if "oracle" in protocols:
                         images, _ = batch.submitted(be.numpy(adv), spec)
                         found.setdefault(f"{col}/oracle", []).append(batch.answer(images, answers=1))
@@ -191,7 +197,7 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                     eot_spec = spec if spec.eot > 1 else spec.replace(eot=eot)
                     count, counting = _forwards(clf)
                     with counting:
-                        adv_eot = craft(clf, batch.x, y, eot_spec, rng)
+                        adv_eot = attack_checked(clf, batch.x, batch.y, eot_spec, rng)
                     add(f"{col}/eot", spec, adv_eot, count[0])
                     if transfer_draws > 1:
                         count, counting = _forwards(clf)
@@ -199,7 +205,7 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                             candidates = [be.numpy(adv)]
                             for _ in range(transfer_draws - 1):
                                 with ctrl.frozen():
-                                    candidates.append(be.numpy(craft(clf, batch.x, y, paper_spec, rng)))
+                                    candidates.append(be.numpy(attack_checked(clf, batch.x, batch.y, paper_spec, rng)))
                             chosen = _most_confusing(clf, batch, candidates, eot)
                         add(f"{col}/transfer", spec, be.tensor(chosen), count[0])
         for col in columns:

@@ -187,7 +187,7 @@ def compare_training(a: Backend | str, b: Backend | str, norms: str = "bn+in", m
         raise AssertionError(f"momentum buffers on one backend only: {sorted(set(moments[0]) ^ set(moments[1]))}")
 
     def worst(x: dict, y: dict, keys) -> float:
-        return max((float(np.abs(x[k] - y[k]).max() / max(np.abs(x[k]).max(), 1e-12)) for k in keys), default=0.0)
+        return max((_rel(x[k], y[k]) for k in keys), default=0.0)
 
     stats = [k for k in states[0] if "running_" in k]
     return {"weights": worst(*states, [k for k in states[0] if k not in stats]),
