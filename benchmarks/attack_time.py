@@ -1,15 +1,17 @@
 """Attack time of this checkout against an older revision of rna-core, per backend, as new / old ratios.
 
-    python benchmarks/attack_time.py [--baseline d1796d4] [--backends torch,mindspore-graph,mindspore-pynative]
+    python benchmarks/attack_time.py [--baseline d1796d4] [--new REV]
+                                     [--backends torch,mindspore-graph,mindspore-pynative]
 
 PGD-20, APGD-CE (100 iterations) and Square (1,000 queries) on ResNet-18 width 16, batch 128 x 3 x 32 x 32, with
 labels = the model's clean predictions (every example starts correctly classified; Square at eps 2/255 so that it
 runs many queries). Both implementations run in separate processes on the same weights, input and random numbers,
 alternating old / new for ``--rounds`` rounds (so drift in the machine's load hits both alike); each process
 first runs every attack once on 8 images (MindSpore GRAPH_MODE compiles there) and then times each attack once.
-The baseline is the ``--baseline`` revision of this repository, exported with ``git archive`` and laid out as the
-installed package (``backends/`` -> ``rna_core/backends``, ``models/`` -> ``rna_core/models``). Prints median
-seconds per attack and the new / old ratio; ``--json`` writes them.
+The baseline is the ``--baseline`` revision of this repository (and the new one the importable ``rna_core``, or
+the ``--new`` revision), exported with ``git archive`` and laid out as the installed package (``backends/`` ->
+``rna_core/backends``, ``models/`` -> ``rna_core/models``). Prints median seconds per attack and the new / old
+ratio; ``--json`` writes them.
 """
 
 from __future__ import annotations
@@ -80,13 +82,14 @@ def run_worker(args, backend: str, path: Path | None) -> dict:
            str(args.queries)]
     done = subprocess.run(cmd, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True)
     if done.returncode:
-        raise RuntimeError(f"worker failed ({backend}, {'old' if path else 'new'}):\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"worker failed ({backend}, {path or 'importable rna_core'}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", default="d1796d4", help="git revision of the old implementation")
+    p.add_argument("--new", default=None, help="git revision of the new one (default: the importable rna_core)")
     p.add_argument("--backends", default="torch,mindspore-graph,mindspore-pynative")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--width", type=int, default=16)
@@ -103,12 +106,13 @@ def main() -> None:
         return
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        old_path = baseline_tree(args.baseline, Path(tmp))
+        old_path = baseline_tree(args.baseline, Path(tmp) / "old")
+        new_path = baseline_tree(args.new, Path(tmp) / "new") if args.new else None
         for backend in args.backends.split(","):
             runs: dict[str, list[dict]] = {"old": [], "new": []}
             for _ in range(args.rounds):
                 runs["old"].append(run_worker(args, backend, old_path))
-                runs["new"].append(run_worker(args, backend, None))
+                runs["new"].append(run_worker(args, backend, new_path))
             med = {impl: {a: statistics.median(r[a] for r in rs) for a in ATTACKS} for impl, rs in runs.items()}
             same = {a: runs["old"][0][f"{a}/checksum"] == runs["new"][0][f"{a}/checksum"] for a in ATTACKS}
             results[backend] = {"seconds": med, "ratio": {a: med["new"][a] / med["old"][a] for a in ATTACKS},

@@ -33,17 +33,18 @@ MODES = ("pynative", "graph")
 
 
 def _set_threads(threads: int | None) -> int | None:
-    """CPU kernel and dispatch threads from ``threads``, else ``RNA_MINDSPORE_THREADS``, else the cores this
-    process may use (MindSpore's defaults, 25 kernel and 5 dispatch threads, oversubscribe a small machine and
-    starve torch in the same process). MindSpore takes the setting once per process: later backends keep the
-    first one (returns the count set, or None if it was set before)."""
+    """CPU kernel threads from ``threads``, else ``RNA_MINDSPORE_THREADS``, else the cores this process may use
+    (MindSpore's default pool of 25 oversubscribes a small machine and starves torch in the same process).
+    Dispatch threads keep MindSpore's default: setting them at all made GRAPH_MODE calls twice as slow on a
+    2-core machine (PGD-20, ResNet-18 width 8, batch 32: 15.5 s by default, 32 s with 2 or 5 dispatch threads).
+    MindSpore takes the setting once per process: later backends keep the first one (returns the count set, or
+    None if it was set before)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     n = threads or int(os.environ.get("RNA_MINDSPORE_THREADS", "0")) or cores
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
     try:
         ms.device_context.cpu.op_tuning.threads_num(n)
-        ms.runtime.dispatch_threads_num(min(n, 5))
     except RuntimeError:  # "can not be set repeatedly": an earlier backend in this process set it
         return None
     return n
