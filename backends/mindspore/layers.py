@@ -1,14 +1,19 @@
 """Normalization layers and the RNA slot for MindSpore (NCHW), the same formulas as the torch backend.
 
-Written with explicit ops (MindSpore's InstanceNorm2d has no CPU kernel) and parameters named as torch's
-(``weight``, ``bias``, ``running_mean``, ``running_var``), so canonical names need no mapping.
-BN is BGN with one channel per group. The running statistics use torch's momentum convention
-(running <- (1 - m) running + m * stat, m = 0.1; MindSpore's own BatchNorm2d would need 0.9).
+Parameters are named as torch's (``weight``, ``bias``, ``running_mean``, ``running_var``), so canonical names need
+no mapping. Each layer runs on MindSpore's fused kernels:
+- BN and BGN: ``ops.BatchNorm`` over the group view (N, G, C/G * H, W), whose statistics are BGN's (Eq. 1 of the
+  RNA paper: over (N, C/G, H, W) per group); BN (G = C) passes its affine to the kernel, BGN applies the per-channel
+  affine after it. The kernel uses torch's momentum convention (running <- (1 - m) running + m * stat, m = 0.1,
+  the unbiased variance; MindSpore's ``nn.BatchNorm2d`` would take 0.9 for the same update).
+- GN, IN, LN: ``ops.LayerNorm`` over the per-sample group view (N * G, C/G * H * W) (MindSpore's InstanceNorm2d
+  has no CPU kernel), then the per-channel affine.
+APART's Eq. 3 and SyncBN keep explicit ops (``BatchGroupNorm.perturbed`` and the all-reduced statistics).
 
-The path is tensor data: a slot receives the whole path (int32, shape (L,)) and selects its candidate
-with data-dependent control flow, so GRAPH_MODE compiles one graph for every path and only the selected
-candidate runs. During an APART pass the draw carries three more entries, (path, noise, delta, groups, track):
-the flat BN perturbation (a tensor) and two constants, so each (groups, track) compiles once.
+The path is tensor data: a slot receives the whole path (int32, shape (L,)) and indexes a cell list of its
+candidates with its entry (one switch per slot), so GRAPH_MODE compiles one graph for every path and only the
+selected candidate runs. During an APART pass the draw carries three more entries, (path, noise, delta, groups,
+track): the flat BN perturbation (a tensor) and two constants, so each (groups, track) compiles once.
 """
 
 from __future__ import annotations
@@ -51,6 +56,11 @@ class BatchGroupNorm(_Affine):
         self.sync = False  # SyncBN across the data-parallel world (set before compiling)
         self.world_size = 1
         self.all_reduce = None
+        self.fused_affine = affine and groups == channels
+        self.unit = Tensor(np.ones(groups, np.float32))
+        self.zero = Tensor(np.zeros(groups, np.float32))
+        self.bn_train = ops.BatchNorm(is_training=True, epsilon=EPS, momentum=MOMENTUM)
+        self.bn_eval = ops.BatchNorm(is_training=False, epsilon=EPS)
 
     def synchronize(self, world_size: int) -> None:
         """Normalize training batches with global-batch statistics (``construct`` all-reduces the sums)."""
@@ -80,20 +90,30 @@ class BatchGroupNorm(_Affine):
             if not self.training:
                 raise RuntimeError("an APART BN perturbation needs training mode (batch statistics)")
             return self.perturbed(x, draw[2], draw[3], draw[4])
+        if self.training and self.sync:
+            return self.synchronized(x)
+        n, c, h, w = x.shape
+        g = self.groups
+        xg = x if g == c else x.reshape(n, g, (c // g) * h, w)
+        scale, shift = (self.weight, self.bias) if self.fused_affine else (self.unit, self.zero)
+        if self.training:
+            y = self.bn_train(xg, scale, shift, self.running_mean, self.running_var)[0]
+        else:
+            y = self.bn_eval(xg, scale, shift, self.running_mean, self.running_var)[0]
+        if g == c:
+            return y if self.fused_affine else self._scale(y)
+        return self._scale(y.reshape(n, c, h, w))
+
+    def synchronized(self, x):
+        """SyncBN in training: the statistics of the data-parallel world's global batch (sums all-reduced;
+        AllReduce has a gradient)."""
         n, c, h, w = x.shape
         g = self.groups
         xg = x.reshape(n, g, c // g, h, w).transpose(1, 0, 2, 3, 4).reshape(g, -1)
-        if self.training and self.sync:  # SyncBN: sums over the global batch (AllReduce has a gradient)
-            count = xg.shape[1] * self.world_size
-            mean = self.all_reduce(xg.sum(axis=1)) / count
-            var = self.all_reduce(((xg - mean.reshape(g, 1)) ** 2).sum(axis=1)) / count
-            self._track(mean, var, count)
-        elif self.training:
-            mean = xg.mean(axis=1)
-            var = ((xg - mean.reshape(g, 1)) ** 2).mean(axis=1)
-            self._track(mean, var, xg.shape[1])
-        else:
-            mean, var = self.running_mean, self.running_var
+        count = xg.shape[1] * self.world_size
+        mean = self.all_reduce(xg.sum(axis=1)) / count
+        var = self.all_reduce(((xg - mean.reshape(g, 1)) ** 2).sum(axis=1)) / count
+        self._track(mean, var, count)
         y = (xg - mean.reshape(g, 1)) / ops.sqrt(var.reshape(g, 1) + EPS)
         y = y.reshape(g, n, c // g, h, w).transpose(1, 0, 2, 3, 4).reshape(n, c, h, w)
         return self._scale(y)
@@ -105,14 +125,14 @@ class GroupNorm(_Affine):
     def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
         super().__init__(channels, affine)
         self.groups = check_groups(groups, channels, "GN")
+        self.layer_norm = ops.LayerNorm(begin_norm_axis=1, begin_params_axis=1, epsilon=EPS)
 
     def construct(self, x, draw=None):
         n, c, h, w = x.shape
-        xg = x.reshape(n, self.groups, -1)
-        mean = xg.mean(axis=2, keep_dims=True)
-        var = ((xg - mean) ** 2).mean(axis=2, keep_dims=True)
-        y = ((xg - mean) / ops.sqrt(var + EPS)).reshape(n, c, h, w)
-        return self._scale(y)
+        size = (c // self.groups) * h * w
+        xg = x.reshape(n * self.groups, size)
+        y = self.layer_norm(xg, ops.ones((size,), x.dtype), ops.zeros((size,), x.dtype))[0]
+        return self._scale(y.reshape(n, c, h, w))
 
 
 def make_norm(spec: NormSpec, channels: int) -> nn.Cell:
@@ -129,27 +149,30 @@ def unique_parameter_names(cell: nn.Cell) -> None:
 
 
 class NormSlot(nn.Cell):
-    """RNA module: candidates named by spec key; ``construct(x, draw)`` runs only the candidate ``draw[0][slot]``
-    (``draw`` = (path, noise) tensors of the forward)."""
+    """RNA module: candidates named by spec key (their parameters keep the canonical names) and held again in
+    the cell list ``choices``; ``construct(x, draw)`` runs only ``choices[draw[0][slot]]`` (``draw`` = (path,
+    noise) tensors of the forward): one switch in GRAPH_MODE, a host read of the entry in PyNative."""
 
-    def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None) -> None:
+    def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None, graph_mode: bool) -> None:
         super().__init__()
         self.slot = -1 if slot is None else slot
         self.keys = [s.key for s in specs]
-        for spec in specs:
-            self.insert_child_to_cell(spec.key, make_norm(spec, channels))
+        cells = [make_norm(spec, channels) for spec in specs]
+        for spec, cell in zip(specs, cells, strict=True):
+            self.insert_child_to_cell(spec.key, cell)
+        self.single = len(cells) == 1
+        if not self.single:
+            self.choices = nn.CellList(cells)
+        self.graph_mode = graph_mode
         self.takes_draw = True
         unique_parameter_names(self)
 
     def construct(self, x, draw):
-        if len(self.keys) == 1:
+        if self.single:
             return getattr(self, self.keys[0])(x, draw)
-        k = draw[0][self.slot]
-        out = x
-        for i, key in enumerate(self.keys):
-            if k == i:
-                out = getattr(self, key)(x, draw)
-        return out
+        if self.graph_mode:
+            return self.choices[draw[0][self.slot]](x, draw)
+        return self.choices[int(draw[0][self.slot])](x, draw)
 
 
 class RandomWeight(nn.Cell):

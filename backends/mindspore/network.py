@@ -100,7 +100,7 @@ class Network(Seq):
     def __init__(self, graph: g.Graph, controller: DrawController, graph_mode: bool = False,
                  world_size: int = 1) -> None:
         controller.check_slots(graph.num_slots, graph.name)
-        self.space = controller.space
+        self.space, self.graph_mode = controller.space, graph_mode
         super().__init__([(n, self._build(c)) for n, c in graph.root.children])
         self.graph = graph
         self.controller = controller
@@ -167,7 +167,7 @@ class Network(Seq):
                              has_bias=node.bias)
         if isinstance(node, g.Norm):
             specs = _PLAIN_BN if node.slot is None else self.space.candidates[node.slot]
-            return NormSlot(node.channels, specs, node.slot)
+            return NormSlot(node.channels, specs, node.slot, self.graph_mode)
         if isinstance(node, g.ReLU):
             return nn.ReLU()
         if isinstance(node, g.MaxPool):

@@ -1,7 +1,8 @@
 """The compiled functions of one MindSpore Network, each built on first use and kept on the model.
 
 In GRAPH_MODE every program is an ``ms.jit`` function compiled once for every draw (the draw is tensor data), so
-a model compiles a handful of graphs whatever the path; in PyNative the same Python functions run eagerly.
+a model compiles a handful of graphs whatever the path; in PyNative the same Python functions run eagerly, except
+the optimizer update (``apply``), compiled in both modes: eagerly it launches a handful of kernels per parameter.
 Programs: ``forward``, ``train_step(optimizer)``, ``apply(optimizer)`` (a step with a given gradient),
 ``loss_grad(loss)`` (the attacks' per-example loss and input gradient), ``perturbed_forward(groups, track)`` and
 ``perturbed_grad(groups, track)`` (APART's Eq. 3 passes; groups and track are compile-time constants).
@@ -63,10 +64,10 @@ class Programs:
         self.model, self.graph_mode, self.world_size = model, graph_mode, world_size
         self.built: dict[tuple, Callable] = {}
 
-    def _once(self, key: tuple, build: Callable[[], Callable]) -> Callable:
+    def _once(self, key: tuple, build: Callable[[], Callable], compile_always: bool = False) -> Callable:
         if key not in self.built:
             fn = build()
-            self.built[key] = ms.jit(fn) if self.graph_mode else fn
+            self.built[key] = ms.jit(fn) if self.graph_mode or compile_always else fn
         return self.built[key]
 
     def _reducer(self, params) -> Callable:
@@ -99,18 +100,29 @@ class Programs:
 
             grad_fn = ms.value_and_grad(loss_fn, None, optimizer.params, has_aux=True)
             reduce = self._reducer(optimizer.params)
+            update = optimizer if self.graph_mode else self._eager_update(optimizer)
 
             def step(x, y, draw, mask):
                 (loss, logits), grads = grad_fn(x, y, draw)
-                optimizer(reduce(grads), mask)
+                update(reduce(grads), mask)
                 return loss, logits
 
             return step
 
         return self._once(("train", optimizer), build)
 
+    def _eager_update(self, optimizer: MaskedSGD) -> Callable:
+        """PyNative: the compiled ``apply``, its gradients passed as data (``ms.mutable``), not constants."""
+        apply = self.apply(optimizer)
+
+        def update(grads, mask):
+            return apply(ms.mutable(tuple(grads)), mask)
+
+        return update
+
     def apply(self, optimizer: MaskedSGD) -> Callable:
-        """(grads, mask) -> one optimizer step with those gradients on the parameters with mask 1."""
+        """(grads, mask) -> one optimizer step with those gradients on the parameters with mask 1 (compiled in
+        both modes)."""
 
         def build():
             def apply(grads, mask):
@@ -118,7 +130,7 @@ class Programs:
 
             return apply
 
-        return self._once(("apply", optimizer), build)
+        return self._once(("apply", optimizer), build, compile_always=True)
 
     def loss_grad(self, loss: Loss) -> Callable:
         """(x, y, w, draw) -> ((reduced loss, per-example loss, logits), d reduced loss / dx): sum, or mean if

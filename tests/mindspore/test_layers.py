@@ -54,11 +54,44 @@ def test_layer_matches_reference(spec_text, mode):
     np.testing.assert_allclose(_call(layer, mode, Tensor(x)).asnumpy(), ref, rtol=1e-4, atol=1e-4)
 
 
+def _draw(path: list[int]):
+    return ms.mutable((Tensor(np.array(path, np.int32)), Tensor(np.zeros(1, np.float32))))
+
+
 def test_slot_selects_by_tensor_path(mode):
-    slot = NormSlot(6, parse_norms("bn+in+ln"), 1)
+    slot = NormSlot(6, parse_norms("bn+in+ln"), 1, mode == "graph")
     slot.set_train(False)
     x = np.random.default_rng(1).normal(2, 3, (2, 6, 4, 4)).astype(np.float32)
     for k, spec in enumerate(parse_norms("bn+in+ln")):
-        draw = ms.mutable((Tensor(np.array([0, k, 0], np.int32)), Tensor(np.zeros(1, np.float32))))
         ref, _, _ = normalize(x, spec, training=False)
-        np.testing.assert_allclose(_call(slot, mode, Tensor(x), draw).asnumpy(), ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(_call(slot, mode, Tensor(x), _draw([0, k, 0])).asnumpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_slot_switch_trains_only_the_selected_candidate_with_one_graph(mode):
+    """Through the switch, in training mode: the selected candidate's output, gradient and running statistics are
+    the candidate's own, the others get zero gradient and keep their statistics; GRAPH_MODE compiles once."""
+    specs = parse_norms("bn+bgn:2+gn:3")
+    slot = NormSlot(6, specs, 0, mode == "graph")
+    slot.set_train(True)
+    params = slot.trainable_params()
+
+    def loss(x, draw):
+        return (slot(x, draw) ** 2 * Tensor(np.arange(6, dtype=np.float32).reshape(1, 6, 1, 1))).sum()
+
+    grad = ms.value_and_grad(loss, None, params)
+    grad = ms.jit(grad) if mode == "graph" else grad
+    x = np.random.default_rng(2).normal(1, 2, (4, 6, 3, 3)).astype(np.float32)
+    compiled = None
+    for k, key in enumerate(slot.keys):
+        before = {n: p.asnumpy().copy() for n, p in slot.parameters_and_names()}
+        _, grads = grad(Tensor(x), _draw([k]))
+        if mode == "graph":
+            graphs = len(ms.graph.api.ms_compile_cache)
+            assert compiled in (None, graphs), "a new path compiled a new graph"
+            compiled = graphs
+        for p, g in zip(params, grads, strict=True):
+            assert (np.abs(g.asnumpy()).sum() > 0) == p.name.startswith(key + "."), p.name
+        for name, p in slot.parameters_and_names():
+            if "running" in name:
+                moved = not np.array_equal(p.asnumpy(), before[name])
+                assert moved == name.startswith(key + "."), name
