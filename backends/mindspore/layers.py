@@ -151,7 +151,7 @@ def unique_parameter_names(cell: nn.Cell) -> None:
 class NormSlot(nn.Cell):
     """RNA module: candidates named by spec key (their parameters keep the canonical names) and held again in
     the cell list ``choices``; ``construct(x, draw)`` runs only ``choices[draw[0][slot]]`` (``draw`` = (path,
-    noise) tensors of the forward): one switch in GRAPH_MODE, a host read of the entry in PyNative."""
+    noise) of the forward): one switch in GRAPH_MODE on the path tensor; in PyNative the path is a host array."""
 
     def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None, graph_mode: bool) -> None:
         super().__init__()

@@ -1,7 +1,8 @@
 """Turn a ``rna_core.models`` graph into MindSpore cells whose parameter names are the canonical names.
 
-Containers take ``(x, draw)``; the draw (path: int32 tensor (L,), noise: float32 tensor) flows to every
-NormSlot and random weight as data, so one GRAPH_MODE compilation serves every path and noise.
+Containers take ``(x, draw)``; the draw (path: int32 (L,), a tensor in GRAPH_MODE and a host array in PyNative;
+noise: float32 tensor) flows to every NormSlot and random weight as data, so one GRAPH_MODE compilation serves
+every path and noise.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class Residual(nn.Cell):
 
 
 class Network(Seq):
-    """A built graph: ``construct(x, draw)``, draw = (path int32 (L,), noise float32) tensors from ``next_draw()``
+    """A built graph: ``construct(x, draw)``, draw = (path int32 (L,), noise float32) from ``next_draw()``
     (the controller's draw for the forward that starts). ``programs`` holds its compiled functions."""
 
     def __init__(self, graph: g.Graph, controller: DrawController, graph_mode: bool = False,
@@ -134,13 +135,16 @@ class Network(Seq):
         mask[rna] = path[slot[rna]] == cand[rna]
         return mask
 
-    def next_draw(self) -> tuple[Tensor, Tensor]:
-        """(path, noise) of the next forward as tensors (a model without random weights gets a 1-element noise).
-        The tuple is ``ms.mutable`` so GRAPH_MODE treats it as data, not as constants to compile in."""
+    def next_draw(self) -> tuple[Tensor | np.ndarray, Tensor]:
+        """(path, noise) of the next forward (a model without random weights gets a 1-element noise). GRAPH_MODE:
+        both tensors, in an ``ms.mutable`` tuple so the graph treats them as data, not constants to compile in.
+        PyNative: the path stays a numpy array, so each slot reads its entry without a device synchronisation."""
         path, noise = self.controller.next_draw()
         self.last_path = path
-        return ms.mutable((Tensor(path.astype(np.int32)),
-                           Tensor(noise if noise is not None else np.zeros(1, np.float32))))
+        noise_t = Tensor(noise if noise is not None else np.zeros(1, np.float32))
+        if not self.graph_mode:
+            return path.astype(np.int32), noise_t
+        return ms.mutable((Tensor(path.astype(np.int32)), noise_t))
 
     def synchronize_batch_norm(self, world_size: int) -> None:
         """SyncBN: BN layers in training mode use the statistics of the data-parallel world's global batch; must
