@@ -68,8 +68,8 @@ def test_slot_selects_by_tensor_path(mode):
 
 
 def test_slot_switch_trains_only_the_selected_candidate_with_one_graph(mode):
-    """Through the switch, in training mode: the selected candidate's output, gradient and running statistics are
-    the candidate's own, the others get zero gradient and keep their statistics; GRAPH_MODE compiles once."""
+    """Through the switch, in training mode: only the selected candidate gets a gradient and updates its running
+    statistics, the others get zero gradient and keep theirs; GRAPH_MODE compiles one graph for every path."""
     specs = parse_norms("bn+bgn:2+gn:3")
     slot = NormSlot(6, specs, 0, mode == "graph")
     slot.set_train(True)
