@@ -73,15 +73,18 @@ class PlainResNet18(nn.Cell):
 
 
 class PlainOracle(Oracle):
-    """The plain model as the attacks see it: one deterministic draw, the CE gradient compiled once."""
+    """The plain model as the attacks see it: one deterministic draw; PGD's loss program as the library's
+    (per-example CE, its batch mean differentiated, loss and logits returned), compiled once."""
 
     def __init__(self, net: nn.Cell, graph_mode: bool) -> None:
-        self.ops, self.num_classes = MindSporeOps(), 10
+        self.net, self.ops, self.num_classes = net, MindSporeOps(), 10
 
         def loss(x, y):
-            return ops.cross_entropy(net(x), y)
+            logits = net(x)
+            per = ops.cross_entropy(logits, y, reduction="none")
+            return per.mean(), per, logits
 
-        grad = ms.value_and_grad(loss, 0)
+        grad = ms.value_and_grad(loss, 0, None, has_aux=True)
         self.grad = ms.jit(grad) if graph_mode else grad
 
     def draw(self) -> None:
@@ -90,11 +93,11 @@ class PlainOracle(Oracle):
     def loss_grad(self, loss, x, y, w, draw):
         if loss != CE_MEAN:
             raise ValueError("the plain benchmark model serves PGD's mean CE only")
-        value, grad = self.grad(x, y)
-        return value, None, grad
+        (_, per, logits), grad = self.grad(x, y)
+        return per, logits, grad
 
     def logits(self, x, draw):
-        raise NotImplementedError("PGD does not ask for logits")
+        return self.net(x)
 
 
 def compiled() -> int:
