@@ -26,6 +26,7 @@ from .apart import BNPerturbation
 from .attacks import CE, AttackSpec, Ops, Oracle, run
 from .controller import DrawController
 from .distributed import World
+from .validation import ConfigError
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,11 @@ class SGDConfig:
 
 @dataclass
 class StepResult:
-    loss: float
-    correct: int
+    """A training step's mean loss and correct count: Python numbers, or 0-d tensors of the backend left on its
+    device (``float()`` reads them; the training loop reads its running sums every ``log_every`` steps)."""
+
+    loss: Any
+    correct: Any
     count: int
 
 
@@ -104,6 +108,17 @@ class Backend(ABC):
         """Load canonical state in place (the optimizer keeps tracking the parameters). ``strict``: ``state`` must
         name every entry; otherwise only the given entries are written. Unknown names or wrong shapes raise
         ValueError (``check_state``)."""
+
+    def prepare(self, model: Any, precision: str = "fp32", channels_last: bool | None = None,
+                compile: bool = False) -> None:
+        """How ``model`` runs (recipe keys ``precision``, ``channels_last``, ``compile``; weights, state and
+        checkpoints stay float32): ``precision`` ``fp32``, ``bf16`` or ``fp16`` mixed precision for every forward
+        (training, attacks, evaluation; logits, losses and input gradients in float32); ``channels_last`` NHWC
+        activations (None: the backend's choice); ``compile`` compiled forwards and backwards that serve every
+        path. A backend without one of these raises ConfigError naming it."""
+        if precision != "fp32" or channels_last or compile:
+            raise ConfigError(f"the {self.name} backend runs fp32, channels-first, uncompiled only (got precision="
+                              f"{precision!r}, channels_last={channels_last}, compile={compile})")
 
     @abstractmethod
     def sync_batch_norm(self, model: Any) -> None:

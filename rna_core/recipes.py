@@ -19,6 +19,7 @@ SIGMA_CONSTRAINTS = ("project", "authors", "none", "fixed-lower", "fixed-upper",
 SCHEDULES = ("piecewise", "cosine", "constant")
 ADVERSARIAL = ("madry", "blackbox", "ctrw")  # methods whose step trains on train_attack's examples
 CTRW_VARIANTS = ("in", "out", "both", "filter")  # rna_core.models.ctrw
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,14 @@ class Recipe:
     checkpoint (e.g. a BN model: its names are a subset of an RNA model's, so every BN candidate and every other
     layer is initialised from it; entries of another shape, such as a new classifier head, keep their init); a
     checkpoint of which fewer than half the entries fit is an error unless ``init_partial``.
-    ``sync_bn``: under torchrun / msrun, BN layers use the global batch's statistics (SyncBN)."""
+    ``sync_bn``: under torchrun / msrun, BN layers use the global batch's statistics (SyncBN).
+
+    Speed keys (``Backend.prepare``; checkpoints stay float32): ``precision`` ``fp32``, ``bf16`` (autocast) or
+    ``fp16`` (autocast and a scaled loss) for training, attacks and evaluation; ``channels_last`` NHWC activations
+    (null: on for CUDA); ``compile`` compiled blocks that serve every path (torch.compile; MindSpore compiles in
+    GRAPH_MODE); ``log_every``: the loss and accuracy, kept on the device, are read (and checked for NaN) every
+    this many steps, so the accelerator never waits for the host inside an epoch. SAM and APART run fp32,
+    uncompiled: their BN perturbation (Eq. 3) and sign steps are defined on float32 gradients."""
 
     name: str = "custom"
     dataset: str = "cifar10"
@@ -95,6 +103,10 @@ class Recipe:
     init_checkpoint: str | None = None
     init_partial: bool = False
     sync_bn: bool = False
+    precision: str = "fp32"
+    channels_last: bool | None = None
+    compile: bool = False
+    log_every: int = 50
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -104,12 +116,13 @@ class Recipe:
 
         check_types(self, "recipe key")
         for key, allowed in (("method", METHODS), ("schedule", SCHEDULES), ("sigma_constraint", SIGMA_CONSTRAINTS),
+                             ("precision", PRECISIONS),
                              ("eval_answer", ANSWER_MODES), ("ctrw_variant", CTRW_VARIANTS)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"recipe key {key!r} must be one of {allowed}, got {getattr(self, key)!r}")
         where = "recipe key"
         for key in ("epochs", "batch_size", "eval_batch_size", "image_size", "width", "train_samples",
-                    "eval_samples", "eval_eot", "eval_answers", "eval_transfer_draws", "apart_groups"):
+                    "eval_samples", "eval_eot", "eval_answers", "eval_transfer_draws", "apart_groups", "log_every"):
             check_range(where, key, getattr(self, key), 1)
         for key in ("checkpoint_every", "crop_padding", "seed", "ctrw_position", "weight_decay", "lr_min",
                     "apart_eps", "sam_rho", "sigma_lower"):
@@ -132,6 +145,9 @@ class Recipe:
             raise ConfigError(f"recipe key 'train_attack' is null, but method {self.method!r} trains on attacks")
         if self.method in ("apart", "apart-sam"):
             second_pass_size(self.batch_size, self.apart_ratio, self.apart_groups)
+        if self.method in ("sam", "apart", "apart-sam") and (self.precision != "fp32" or self.compile):
+            raise ConfigError(f"recipe keys 'precision' / 'compile': method {self.method!r} runs fp32 and uncompiled "
+                              f"(got precision={self.precision!r}, compile={self.compile})")
         if self.sync_bn and self.method in ("sam", "apart", "apart-sam"):
             raise ConfigError(f"recipe key 'sync_bn' is not supported with method {self.method!r}: its passes "
                               "compute Eq. 3 with each rank's own batch statistics (APART's groups are per rank)")

@@ -19,14 +19,15 @@ from .backend import Backend, SGDConfig
 from .checkpoints import atomic_write, load_checkpoint, remove_stale_temporaries, resolve, rng_state, save_checkpoint
 from .classifier import Classifier, build_classifier
 from .data import load_dataset
-from .data.loader import batches, num_batches
+from .data.loader import batches, num_batches, prefetch
 from .evaluation import evaluate
 from .recipes import Recipe, get_recipe, lr_at
 from .registry import get_backend
 from .run_lock import RunLock
 
 STREAMS = ("data", "path", "attack", "eval")
-RESUMABLE_CHANGES = ("checkpoint_every",)  # recipe keys that do not change the weights
+RESUMABLE_CHANGES = ("checkpoint_every", "log_every", "compile", "channels_last")  # keys that leave the weights'
+# values unchanged (up to float rounding of another kernel order, for the last two)
 
 
 @dataclass
@@ -129,6 +130,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
         progress = progress and world.is_main
         if recipe.sync_bn:
             be.sync_batch_norm(clf.model)
+        be.prepare(clf.model, recipe.precision, recipe.channels_last, recipe.compile)
         optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
         history: list[dict] = []
         start_epoch, partial = 0, None
@@ -171,32 +173,42 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
                                            f"{run_dir} keeps the last finite checkpoint, if any")
                 save_checkpoint(run_dir, tag, state, be.get_optimizer_state(optimizer, clf.model), meta)
 
+        def read(sums: list, first: int, last: int, lr: float) -> tuple[float, float, float]:
+            """The running sums as numbers (one host read); raises if the loss became non-finite."""
+            loss_sum, correct, seen = (float(v) for v in sums)
+            if not math.isfinite(loss_sum):
+                raise TrainingDiverged(f"the training loss became {loss_sum} at epoch {epoch}, between steps {first} "
+                                       f"and {last} (lr {lr:.3g}); {run_dir} keeps the last finite checkpoint, if "
+                                       "any: lower lr and resume from it or start again")
+            return loss_sum, correct, seen
+
         for epoch in range(start_epoch, recipe.epochs):
             t0 = time.perf_counter()
             data_rng = rng_state(streams["data"])  # the epoch's order and augmentation start here
             skip = partial["step"] if partial else 0
-            loss_sum, correct, seen = partial["sums"] if partial else (0.0, 0.0, 0.0)
+            sums = list(partial["sums"]) if partial else [0.0, 0.0, 0.0]  # loss * count, correct, count
             partial = None
-            bar = tqdm(batches(train_ds, recipe.batch_size, streams["data"], shuffle=True, padding=recipe.crop_padding,
-                               flip=recipe.flip, drop_last=True),
+            bar = tqdm(prefetch(batches(train_ds, recipe.batch_size, streams["data"], shuffle=True,
+                                        padding=recipe.crop_padding, flip=recipe.flip, drop_last=True)),
                        total=steps_per_epoch, desc=f"{recipe.name} [{recipe.norms}] epoch {epoch + 1}/{recipe.epochs}",
                        disable=not progress, leave=False, initial=skip)
+            last_read = skip
             for i, (x, y) in enumerate(bar):
                 if i < skip:  # drawn again (same order, same augmentation), already trained on
                     continue
                 lr = lr_at(recipe, epoch, i, steps_per_epoch)
                 be.set_lr(optimizer, lr)
                 res = step(clf, optimizer, *world.shard(x, y), recipe, streams["attack"])
-                if not math.isfinite(res.loss):
-                    raise TrainingDiverged(f"the training loss is {res.loss} at epoch {epoch}, step {i} (lr {lr:.3g});"
-                                           f" {run_dir} keeps the last finite checkpoint, if any: lower lr and "
-                                           "resume from it or start again")
-                loss_sum += res.loss * res.count
-                correct += res.correct
-                seen += res.count
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.3g}")
+                sums = [sums[0] + res.loss * res.count, sums[1] + res.correct, sums[2] + res.count]
+                if (i + 1) % recipe.log_every == 0 or i + 1 == steps_per_epoch:
+                    sums = list(read(sums, last_read, i, lr))
+                    last_read = i + 1
+                    bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.3f}", lr=f"{lr:.3g}")
                 if recipe.checkpoint_every and (i + 1) % recipe.checkpoint_every == 0 and i + 1 < steps_per_epoch:
-                    save(epoch, {"step": i + 1, "sums": [loss_sum, correct, seen], "data_rng": data_rng})
+                    sums = list(read(sums, last_read, i, lr))
+                    last_read = i + 1
+                    save(epoch, {"step": i + 1, "sums": sums, "data_rng": data_rng})
+            loss_sum, correct, seen = sums
             history.append({"epoch": epoch, "lr": lr_at(recipe, epoch, steps_per_epoch - 1, steps_per_epoch),
                             "train_loss": loss_sum / seen, "train_acc": correct / seen,
                             "seconds": time.perf_counter() - t0})

@@ -24,6 +24,7 @@ from rna_core.apart import BNPerturbation
 from rna_core.backend import Backend, Gradient, SGDConfig, StepResult
 from rna_core.controller import DrawController
 from rna_core.distributed import World
+from rna_core.validation import ConfigError
 
 from .network import Network
 from .optimizer import MaskedSGD
@@ -98,6 +99,25 @@ class MindSporeBackend(Backend):
 
     def seed(self, seed: int) -> None:
         ms.set_seed(seed)
+
+    def prepare(self, model: Network, precision: str = "fp32", channels_last: bool | None = None,
+                compile: bool = False) -> None:
+        """``precision`` ``fp16`` / ``bf16``: ``Network.mixed_precision`` (MindSpore's O2 level: convolutions and
+        dense layers in half precision, normalization and loss in float32; fp16 with a static loss scale of 1024).
+        The CPU kernels have no bfloat16 convolution. ``compile`` means GRAPH_MODE (``mode="graph"``), where every
+        program is compiled once per model; channels_last does not exist here (NCHW only)."""
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise ConfigError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+        if channels_last:
+            raise ConfigError("channels_last: the MindSpore backend runs NCHW only (set channels_last to null/false)")
+        if compile and self.mode != "graph":
+            raise ConfigError("compile on MindSpore is GRAPH_MODE: use the backend with mode='graph' (--mode graph)")
+        if precision == "bf16" and self.device == "CPU":
+            raise ConfigError("precision bf16: MindSpore's CPU kernels have no bfloat16 convolution; use fp16 "
+                              "or fp32 on CPU, bf16 on GPU / Ascend")
+        if precision != "fp32":
+            model.mixed_precision(ms.float16 if precision == "fp16" else ms.bfloat16,
+                                  1024.0 if precision == "fp16" else 1.0)
 
     def build_model(self, graph, controller: DrawController) -> Network:
         return Network(graph, controller, self.mode == "graph", self.world().size)
@@ -190,8 +210,7 @@ class MindSporeBackend(Backend):
     def train_step(self, model: Network, optimizer: MaskedSGD, x: Tensor, y: Tensor) -> StepResult:
         draw = model.next_draw()
         loss, logits = model.programs.train_step(optimizer)(x, y, draw, Tensor(model.param_mask()))
-        correct = int((logits.argmax(1) == y).sum().asnumpy())
-        return StepResult(float(loss.asnumpy()), correct, len(y))
+        return StepResult(loss, (logits.argmax(1) == y).astype(ms.float32).sum(), len(y))  # read by the caller
 
     def logits(self, model: Network, x: Tensor, bn: BNPerturbation | None = None) -> Tensor:
         if bn is None:

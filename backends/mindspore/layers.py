@@ -165,9 +165,12 @@ class NormSlot(nn.Cell):
             self.choices = nn.CellList(cells)
         self.graph_mode = graph_mode
         self.takes_draw = True
+        self.float_in = False  # mixed precision: normalize the float16 / bfloat16 activations in float32
         unique_parameter_names(self)
 
     def construct(self, x, draw):
+        if self.float_in:
+            x = x.astype(ms.float32)
         if self.single:
             return getattr(self, self.keys[0])(x, draw)
         if self.graph_mode:

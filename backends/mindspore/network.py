@@ -114,6 +114,32 @@ class Network(Seq):
         self.programs = Programs(self, graph_mode, world_size)
         self.param_slots = self._param_slots()
         self.last_path = np.zeros(graph.num_slots, np.int64)
+        self.amp = False
+        self.loss_scale = 1.0
+
+    def mixed_precision(self, dtype, loss_scale: float) -> None:
+        """MindSpore's O2 level by hand: convolutions and dense layers compute in ``dtype`` (``to_float``), the
+        normalization slots, the output and the loss in float32; the training loss is scaled by ``loss_scale``
+        (a static scale, as MindSpore's FixedLossScaleManager) and the gradients unscaled. Before the first
+        compiled program."""
+        if self.programs.built:
+            raise RuntimeError("set the precision before the first compiled program")
+        for _, cell in self.cells_and_names():
+            if isinstance(cell, nn.Conv2d | nn.Dense):
+                cell.to_float(dtype)
+            elif isinstance(cell, NormSlot):
+                cell.float_in = True
+        self.amp, self.loss_scale = True, loss_scale
+
+    def construct(self, x, draw):
+        for i in range(len(self.names)):
+            if self.flags[i]:
+                x = getattr(self, self.names[i])(x, draw)
+            else:
+                x = getattr(self, self.names[i])(x)
+        if self.amp:
+            x = x.astype(ms.float32)
+        return x
 
     def _param_slots(self) -> np.ndarray:
         """(n_trainable, 2): (slot, candidate) of each trainable parameter of a multi-candidate RNA slot, else

@@ -94,9 +94,11 @@ class Programs:
         model = self.model
 
         def build():
+            scale = model.loss_scale  # mixed precision: a static loss scale (1 in float32)
+
             def loss_fn(x, y, draw):
                 logits = model(x, draw)
-                return ops.cross_entropy(logits, y), logits
+                return ops.cross_entropy(logits, y) * scale, logits
 
             grad_fn = ms.value_and_grad(loss_fn, None, optimizer.params, has_aux=True)
             reduce = self._reducer(optimizer.params)
@@ -104,6 +106,9 @@ class Programs:
 
             def step(x, y, draw, mask):
                 (loss, logits), grads = grad_fn(x, y, draw)
+                if scale != 1.0:
+                    grads = tuple(g / scale for g in grads)
+                    loss = loss / scale
                 update(reduce(grads), mask)
                 return loss, logits
 
@@ -138,12 +143,22 @@ class Programs:
         model, per_example, kappa, mean = self.model, LOSSES[loss.name], loss.kappa, loss.mean
 
         def build():
+            scale = model.loss_scale  # fp16: the input gradient of the scaled loss, unscaled below
+
             def input_loss(x, y, w, draw):
                 logits = model(x, draw)
                 per = per_example(logits, y, w, kappa)
-                return (per.mean() if mean else per.sum()), per, logits
+                return (per.mean() if mean else per.sum()) * scale, per, logits
 
-            return ms.value_and_grad(input_loss, 0, None, has_aux=True)
+            grad_fn = ms.value_and_grad(input_loss, 0, None, has_aux=True)
+            if scale == 1.0:
+                return grad_fn
+
+            def unscaled(x, y, w, draw):
+                (total, per, logits), grad = grad_fn(x, y, w, draw)
+                return (total / scale, per, logits), grad / scale
+
+            return unscaled
 
         return self._once(("loss", loss), build)
 

@@ -113,13 +113,32 @@ class TorchBackend(Backend):
                 raise ValueError(f"optimizer state names unknown parameter {name!r}")
             optimizer.state[params[name]]["momentum_buffer"] = self.tensor(np.asarray(value))
 
+    def prepare(self, model: Network, precision: str = "fp32", channels_last: bool | None = None,
+                compile: bool = False) -> None:
+        """``Network.prepare``; ``channels_last=None`` turns it on for CUDA. fp16 training scales the loss
+        (``torch.amp.GradScaler``; its overflow check reads one flag on the host per step)."""
+        if channels_last is None:
+            channels_last = self.device.type == "cuda"
+        model.prepare(precision, channels_last, compile)
+        if precision == "fp16":
+            model.replicas["scaler"] = torch.amp.GradScaler(self.device.type)
+
     def train_step(self, model: Network, optimizer: torch.optim.SGD, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        """One step; loss and correct count stay on the device (no host synchronisation)."""
         out = self._parallel(model)(x)
         loss = F.cross_entropy(out, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return StepResult(float(loss.detach()), int((out.argmax(1) == y).sum()), len(y))
+        scaler = model.replicas.get("scaler")
+        if scaler is None:
+            loss.backward()
+            model.drop_unselected_grads()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            model.drop_unselected_grads()
+            scaler.step(optimizer)
+            scaler.update()
+        return StepResult(loss.detach(), (out.argmax(1) == y).sum(), len(y))
 
     @torch.no_grad()
     def logits(self, model: Network, x: torch.Tensor, bn: BNPerturbation | None = None) -> torch.Tensor:

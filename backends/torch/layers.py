@@ -11,6 +11,10 @@ Formulas (x: (N, C, H, W), eps = 1e-5, momentum m = 0.1 as torch's BatchNorm2d):
 - GN (G groups; IN = GN with C groups, LN = GN with 1 group): per sample and group over (C/G, H, W),
   identical in train and eval. Affine gamma, beta are per channel for all kinds.
 - BN under an APART perturbation (``rna_core.apart``): Eq. 3 with batch statistics per interleaved group.
+
+Speed (``Network.prepare``): under autocast the affine runs in the activation's dtype and the statistics of the
+explicit kernels in float32; on a channels_last input BGN and GN/IN/LN compute in the (N, H, W, C) view, so the
+layout is kept (torch's own group_norm returns NCHW, and every following convolution would convert it back).
 """
 
 from __future__ import annotations
@@ -56,15 +60,16 @@ class BatchNorm(_Affine):
         """Read APART perturbations from ``state`` at ``offset`` of the flat vector (``rna_core.apart``)."""
         self._state, self.offset = state, offset
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, running: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``running``: the (mean, var) buffers to read and update instead of the layer's own."""
         if self._state is not None and self._state.bn is not None:
             return self.perturbed(x, *self._state.bn)
+        mean, var = running or (self.running_mean, self.running_var)
         if self.training and self._state is not None and self._state.sync:
-            return self.synchronized(x)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            self.training, MOMENTUM, EPS)
+            return self.synchronized(x, mean, var)
+        return F.batch_norm(x, mean, var, self.weight, self.bias, self.training, MOMENTUM, EPS)
 
-    def synchronized(self, x: torch.Tensor) -> torch.Tensor:
+    def synchronized(self, x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor) -> torch.Tensor:
         """Training-mode BN over the global batch: mu = all-reduced sum / n, then the biased var = all-reduced
         sum of (x - mu)^2 / n (two reductions, numerically as stable as one-process BN; both carry gradients);
         running statistics with n / (n - 1)."""
@@ -76,8 +81,8 @@ class BatchNorm(_Affine):
         centred = x - mean.view(1, -1, 1, 1)
         var = all_reduce((centred * centred).sum((0, 2, 3))) / count
         with torch.no_grad():
-            self.running_mean.lerp_(mean.detach(), MOMENTUM)
-            self.running_var.lerp_(var.detach() * (count / max(count - 1, 1)), MOMENTUM)
+            running_mean.lerp_(mean.detach(), MOMENTUM)
+            running_var.lerp_(var.detach() * (count / max(count - 1, 1)), MOMENTUM)
         y = centred * torch.rsqrt(var.view(1, -1, 1, 1) + EPS)
         if self.weight is not None:
             y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
@@ -166,13 +171,31 @@ class BatchGroupNorm(_Affine):
         self.register_buffer("running_mean", torch.zeros(groups))
         self.register_buffer("running_var", torch.ones(groups))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Viewed as (N, G, C/G * H * W), BGN is BN over G channels: one fused kernel, the same statistics."""
+    def forward(self, x: torch.Tensor, running: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Viewed as (N, G, C/G * H * W), BGN is BN over G channels: one fused kernel, the same statistics.
+        A channels_last input is normalized in its (N * H * W, G, C/G) view instead (no layout change).
+        ``running``: the (mean, var) buffers to read and update instead of the layer's own."""
+        running_mean, running_var = running or (self.running_mean, self.running_var)
+        if _is_channels_last(x):
+            return self._forward_nhwc(x, running_mean, running_var)
         xg = rearrange(x, "n (g c) h w -> n g (c h w)", g=self.groups)
-        y = F.batch_norm(xg, self.running_mean, self.running_var, None, None, self.training, MOMENTUM, EPS).view_as(x)
-        if self.weight is not None:
-            y = torch.addcmul(self.bias.view(1, -1, 1, 1), y, self.weight.view(1, -1, 1, 1))
-        return y
+        y = F.batch_norm(xg, running_mean, running_var, None, None, self.training, MOMENTUM, EPS).view_as(x)
+        return _affine(y, self.weight, self.bias)
+
+    def _forward_nhwc(self, x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        v = x.permute(0, 2, 3, 1).reshape(n * h * w, self.groups, c // self.groups).float()
+        if self.training:
+            var, mean = torch.var_mean(v, dim=(0, 2), correction=0)
+            count = v.numel() // self.groups
+            with torch.no_grad():
+                running_mean.lerp_(mean.detach(), MOMENTUM)
+                running_var.lerp_(var.detach() * (count / max(count - 1, 1)), MOMENTUM)
+        else:
+            mean, var = running_mean, running_var
+        y = (v - mean.view(1, -1, 1)) * torch.rsqrt(var.view(1, -1, 1) + EPS)
+        y = y.to(x.dtype).view(n, h, w, c).permute(0, 3, 1, 2)
+        return _affine(y, self.weight, self.bias)
 
 
 class GroupNorm(_Affine):
@@ -183,7 +206,25 @@ class GroupNorm(_Affine):
         self.groups = check_groups(groups, channels, "GN")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.group_norm(x, self.groups, self.weight, self.bias, EPS)
+        if not _is_channels_last(x):
+            return F.group_norm(x, self.groups, self.weight, self.bias, EPS)
+        n, c, h, w = x.shape  # statistics per sample and group over the (H * W, C/G) block of the NHWC view
+        v = x.permute(0, 2, 3, 1).reshape(n, h * w, self.groups, c // self.groups).float()
+        var, mean = torch.var_mean(v, dim=(1, 3), correction=0, keepdim=True)
+        y = ((v - mean) * torch.rsqrt(var + EPS)).to(x.dtype).view(n, h, w, c).permute(0, 3, 1, 2)
+        return _affine(y, self.weight, self.bias)
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """A 4-D tensor stored (N, H, W, C) (and not also NCHW-contiguous, as a 1 x 1 map or one channel is)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _affine(y: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
+    """gamma y + beta per channel, in y's dtype (under autocast the float32 parameters are cast, not y)."""
+    if weight is None:
+        return y
+    return torch.addcmul(bias.to(y.dtype).view(1, -1, 1, 1), y, weight.to(y.dtype).view(1, -1, 1, 1))
 
 
 def make_norm(spec: NormSpec, channels: int) -> nn.Module:
@@ -197,12 +238,14 @@ def make_norm(spec: NormSpec, channels: int) -> nn.Module:
 
 
 class PathState:
-    """The draw of the forward in progress, shared by all slots of one network: the path (host-side ints),
+    """The draw of the forward in progress, shared by all slots of one network: the path (host-side ints; for a
+    compiled network also as a one-hot tensor on the device, ``select``),
     the CTRW noise vector (a tensor, moved to the model's device once per forward) and, during an APART pass,
     the BN perturbation (flat delta tensor, groups, track)."""
 
     def __init__(self, num_layers: int) -> None:
         self.path = np.zeros(num_layers, np.int64)
+        self.select: torch.Tensor | None = None  # (L, K) one-hot of the path on the device: compiled models only
         self.noise: torch.Tensor | None = None
         self.bn: tuple[torch.Tensor, int, bool] | None = None
         self.sync = False  # SyncBN across the data-parallel world
@@ -251,6 +294,13 @@ class NormSlot(nn.Module):
     the selected layer is computed and no device synchronisation happens. Candidates are children named
     by their spec key (``bn``, ``in``, ``gn8``...), which gives canonical names such as
     ``layer1.0.main.norm1.in.weight``. A slot outside the path space (``slot=None``) has one candidate.
+
+    Compiled (``mix = True``, set by ``Network.prepare``): a host-side choice would make the compiler specialise
+    on it, one graph per path. Instead every candidate runs and the output is sum_k s_k y_k with s the
+    slot's row of the one-hot ``PathState.select`` (a tensor: one graph serves every path). Unselected
+    candidates get exact zero gradients (``Network.drop_unselected_grads`` turns them back into None, so the
+    optimizer leaves them alone as in eager mode) and keep their running statistics: r <- r_old + s_k (r_new -
+    r_old).
     """
 
     def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None, state: PathState) -> None:
@@ -259,11 +309,37 @@ class NormSlot(nn.Module):
         for spec in specs:
             self.add_module(spec.key, make_norm(spec, channels))
         self.keys = [s.key for s in specs]
+        self.mix = False
         self._state = state
 
     def selected(self) -> nn.Module:
         k = 0 if self.slot is None else int(self._state.path[self.slot])
         return getattr(self, self.keys[k])
 
+    def unselected(self) -> list[nn.Module]:
+        """The candidates the current path does not run."""
+        chosen = self.selected()
+        return [m for m in (getattr(self, k) for k in self.keys) if m is not chosen]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.selected()(x)
+        if not self.mix or self.slot is None or len(self.keys) == 1:
+            return self.selected()(x)
+        s = self._state.select[self.slot]
+        out = None
+        for k, key in enumerate(self.keys):
+            y = _masked_running_stats(getattr(self, key), x, s[k]).to(x.dtype) * s[k].to(x.dtype)
+            out = y if out is None else out + y
+        return out
+
+
+def _masked_running_stats(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``layer(x)``, its running statistics (if it tracks any, in training) moved only by ``weight`` in {0, 1}:
+    the layer updates copies, r <- r + weight (r_copy - r) (the copies, not r, are what its backward saves)."""
+    if not (layer.training and isinstance(layer, BatchNorm | BatchGroupNorm)):
+        return layer(x)
+    mean, var = layer.running_mean.clone(), layer.running_var.clone()
+    y = layer(x, (mean, var))
+    with torch.no_grad():
+        layer.running_mean.lerp_(mean, weight)
+        layer.running_var.lerp_(var, weight)
+    return y

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -60,6 +61,9 @@ class Network(nn.Module):
         self.graph = graph
         self.controller = controller
         self.replicas: dict[str, nn.Module] = {}  # wrappers of this model (DDP), kept with it, not registered
+        self.precision = "fp32"
+        self.channels_last = False
+        self.compiled = False
         self._state = PathState(graph.num_slots)
         for name, child in graph.root.children:
             self.add_module(name, self._build(child))
@@ -109,11 +113,80 @@ class Network(nn.Module):
         """SyncBN: BN layers in training mode use the statistics of the data-parallel world's global batch."""
         self._state.sync = on
 
+    def prepare(self, precision: str = "fp32", channels_last: bool = False, compile: bool = False,
+                compiler: str = "inductor") -> None:
+        """How the forward runs (weights and checkpoints stay float32 and NCHW-named):
+
+        - ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast (logits are returned in float32, so losses
+          and input gradients are taken in float32);
+        - ``channels_last``: convolution weights and the input stored NHWC (``layers`` keeps GN/IN/BGN in it);
+        - ``compile``: ``torch.compile`` (``compiler`` backend) of the network's body; the RNA slots switch to
+          their one-hot form (``NormSlot``), so one graph serves every path (the path is drawn in ``forward``,
+          outside the compiled body, and enters it as a tensor). Graphs are specialised on the batch shape,
+          train / eval mode and whether the input needs a gradient (an attack) or not (a training step)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+        self.precision, self.channels_last = precision, channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        if compile and not self.compiled:
+            for module in self.modules():
+                if isinstance(module, NormSlot):
+                    module.mix = True
+            self.__dict__["_compiled_body"] = torch.compile(self._body, backend=compiler, dynamic=False)
+            self.compiled = True
+
+    @property
+    def slots(self) -> list[NormSlot]:
+        """The RNA slots (those in the path space), in path order."""
+        if "_slots" not in self.__dict__:
+            self.__dict__["_slots"] = sorted((m for m in self.modules() if isinstance(m, NormSlot)
+                                              and m.slot is not None), key=lambda m: m.slot)
+        return self.__dict__["_slots"]
+
+    def drop_unselected_grads(self) -> None:
+        """After a compiled backward: the candidates off the current path hold exact zero gradients; set them to
+        None, as an eager backward leaves them, so that weight decay and momentum skip them."""
+        if self.compiled:
+            for slot in self.slots:
+                for layer in slot.unselected():
+                    for p in layer.parameters():
+                        p.grad = None
+
+    def _select(self, path: np.ndarray, device: torch.device) -> torch.Tensor:
+        width = max(len(s.keys) for s in self.slots) if self.slots else 1
+        onehot = np.zeros((len(path), width), np.float32)
+        onehot[np.arange(len(path)), path] = 1.0
+        return to_device(onehot, device)
+
     def forward(self, x: torch.Tensor, draw: Draw | None = None) -> torch.Tensor:
         path, noise = draw if draw is not None else self.controller.next_draw()
         self._state.path[:] = path
+        if self.compiled:
+            self._state.select = self._select(self._state.path, x.device)
         if noise is not None:
-            self._state.noise = torch.from_numpy(noise)
+            self._state.noise = to_device(noise, x.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        body = self.__dict__["_compiled_body"] if self.compiled else self._body
+        if self.precision == "fp32":
+            return body(x)
+        with torch.autocast(x.device.type, PRECISIONS[self.precision]):
+            return body(x).float()
+
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
         for module in self._modules.values():
             x = module(x)
         return x
+
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """numpy -> ``device`` without stalling the host: on CUDA through pinned memory with a non-blocking copy
+    (a pageable copy would wait for every kernel queued before it)."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

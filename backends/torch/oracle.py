@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from rna_core.attacks import Loss, Ops, Oracle
 from rna_core.controller import Draw
 
-from .network import Network
+from .network import Network, to_device
 
 
 class TorchOps(Ops):
@@ -22,7 +22,7 @@ class TorchOps(Ops):
         self.device = device
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        return to_device(array, self.device)
 
     def numpy(self, t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy()
@@ -115,8 +115,14 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], to
 }
 
 
+FP16_SCALE = 2.0**10
+
+
 class TorchOracle(Oracle):
-    """Autograd on a Network; the Jacobian takes one forward and K backwards."""
+    """Autograd on a Network; the Jacobian takes one forward and K backwards. Under fp16 autocast the input
+    gradient is taken of the loss times ``FP16_SCALE`` and divided by it after (small per-example gradients
+    of a batch-mean loss would otherwise flush to zero in float16 and leave sign(g) = 0); bf16 has float32's
+    range and needs no scale."""
 
     def __init__(self, model: Network, ops: TorchOps) -> None:
         self.model, self.ops, self.num_classes = model, ops, model.graph.num_classes
@@ -129,8 +135,9 @@ class TorchOracle(Oracle):
         with torch.enable_grad():
             logits = self.model(x, draw)
             per = LOSSES[loss.name](logits, y, w, loss.kappa)
-            (grad,) = torch.autograd.grad(per.mean() if loss.mean else per.sum(), x)
-        return per.detach(), logits.detach(), grad
+            scale = FP16_SCALE if self.model.precision == "fp16" else 1.0
+            (grad,) = torch.autograd.grad((per.mean() if loss.mean else per.sum()) * scale, x)
+        return per.detach(), logits.detach(), grad / scale if scale != 1.0 else grad
 
     @torch.no_grad()
     def logits(self, x, draw: Draw):
@@ -141,5 +148,6 @@ class TorchOracle(Oracle):
         k = self.num_classes
         with torch.enable_grad():
             logits = self.model(x, draw)
-            rows = [torch.autograd.grad(logits[:, j].sum(), x, retain_graph=j + 1 < k)[0] for j in range(k)]
-        return logits.detach(), torch.stack(rows, 1)
+            scale = FP16_SCALE if self.model.precision == "fp16" else 1.0
+            rows = [torch.autograd.grad(logits[:, j].sum() * scale, x, retain_graph=j + 1 < k)[0] for j in range(k)]
+        return logits.detach(), torch.stack(rows, 1) / scale if scale != 1.0 else torch.stack(rows, 1)

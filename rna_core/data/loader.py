@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
+
+Item = TypeVar("Item")
 
 
 def random_crop_flip(x: np.ndarray, rng: np.random.Generator, padding: int, flip: bool) -> np.ndarray:
@@ -44,3 +49,46 @@ def batches(dataset, batch_size: int, rng: np.random.Generator | None = None, sh
 
 def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def prefetch(items: Iterable[Item], depth: int = 2) -> Iterator[Item]:
+    """Yield ``items`` in order while a background thread prepares up to ``depth`` ahead (the next batch is
+    read and augmented in numpy while the accelerator runs the current step). An exception in the thread is
+    raised here, at the item where it happened; leaving the loop early stops the thread."""
+    if depth < 1:
+        raise ValueError(f"prefetch depth must be >= 1, got {depth}")
+    slots: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fill() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as e:  # handed to the consumer
+            put((done, e))
+
+    worker = threading.Thread(target=fill, daemon=True, name="rna-core-prefetch")
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
