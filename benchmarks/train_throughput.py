@@ -10,7 +10,8 @@ reported apart):
       host before the attack and again before the update, PGD-10 in train mode whose backward also fills every
       parameter's gradient, ``.item()`` reads of loss and accuracy after every step, pageable host-to-device
       copies. Its IN candidate is torch's InstanceNorm2d without affine, as in that script.
-  (b) rna-core fp32, (c) bf16, (d) bf16 + channels_last, (e) bf16 + channels_last + torch.compile.
+  (b) rna-core fp32, (c) bf16, (d) bf16 + channels_last, (e) bf16 + channels_last + torch.compile,
+  (f) the same compiled with CUDA graphs (``compile_mode="reduce-overhead"``; CUDA only).
 The same for a BN model (Madry PGD-10 training: the authors' loop without path draws). Prints images/s, the
 ratio to (a), the step time ratio RNA / BN per variant, the 200-epoch time of CIFAR-10 (50,000 images) at that
 rate, and PGD-20 evaluation throughput (fp32 and the fastest variant) extrapolated to 10,000 images.
@@ -139,16 +140,16 @@ def timed(step: Callable[[int], object], steps: int, warmup: int, device: torch.
     return t1 - t0, (time.perf_counter() - t1) / steps
 
 
-def rna_variant(norms: str, precision: str, channels_last: bool, compile: bool, args, device, batches):
+def rna_variant(norms: str, precision: str, channels_last: bool, compile: bool, mode: str, args, device, batches):
     arch = {"name": "resnet18", "num_classes": 10, "in_channels": 3, "width": args.width, "mean": list(MEAN),
             "std": list(STD)}
     clf = build_classifier(arch, norms, True, "torch", np.random.default_rng(0), 0)
     clf.backend.device = device
     clf.backend.ops.device = device
     clf.model.to(device)
-    clf.backend.prepare(clf.model, precision, channels_last, compile)
+    clf.backend.prepare(clf.model, precision, channels_last, compile, mode)
     recipe = get_recipe("paper-cifar10-rna", norms=norms, method="blackbox" if norms != "bn" else "madry",
-                        precision=precision, compile=compile, batch_size=len(batches[0][0]))
+                        precision=precision, compile=compile, compile_mode=mode, batch_size=len(batches[0][0]))
     opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.01))
     step = step_blackbox if norms != "bn" else step_madry
     rng = np.random.default_rng(1)
@@ -194,7 +195,8 @@ def main() -> None:
     p.add_argument("--width", type=int, default=64 if cuda else 16)
     p.add_argument("--steps", type=int, default=20 if cuda else 3)
     p.add_argument("--warmup", type=int, default=3 if cuda else 1)
-    p.add_argument("--variants", default="a,b,c,d,e", help="comma-separated subset of a,b,c,d,e")
+    p.add_argument("--variants", default="a,b,c,d,e,f" if cuda else "a,b,c,d,e",
+                   help="comma-separated subset of a,b,c,d,e,f")
     p.add_argument("--models", default="bn+in,bn", help="RNA space(s); 'bn' is the BN model (Madry training)")
     p.add_argument("--eval-images", type=int, default=10000 if cuda else 64)
     p.add_argument("--eval-batch", type=int, default=500 if cuda else 32)
@@ -204,9 +206,11 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    variants = {"a": ("authors' loop", None), "b": ("rna-core fp32", ("fp32", False, False)),
-                "c": ("bf16", ("bf16", False, False)), "d": ("bf16 + channels_last", ("bf16", True, False)),
-                "e": ("bf16 + channels_last + compile", ("bf16", True, True))}
+    variants = {"a": ("authors' loop", None), "b": ("rna-core fp32", ("fp32", False, False, "default")),
+                "c": ("bf16", ("bf16", False, False, "default")),
+                "d": ("bf16 + channels_last", ("bf16", True, False, "default")),
+                "e": ("bf16 + channels_last + compile", ("bf16", True, True, "default")),
+                "f": ("bf16 + channels_last + CUDA graphs", ("bf16", True, True, "reduce-overhead"))}
     chosen = [v for v in args.variants.split(",") if v]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"device: {name}; torch {torch.__version__}; ResNet-18 width {args.width}, 32 x 32, PGD-10 training")
@@ -219,11 +223,17 @@ def main() -> None:
             base = None
             for v in chosen:
                 label, opts = variants[v]
-                if opts is None:
-                    fn, clf = authors_variant(norms, args, device, batches), None
-                else:
-                    clf, fn = rna_variant(norms, *opts, args, device, batches)
-                warm, per_step = timed(fn, args.steps, args.warmup, device)
+                try:
+                    if opts is None:
+                        fn, clf = authors_variant(norms, args, device, batches), None
+                    else:
+                        clf, fn = rna_variant(norms, *opts, args, device, batches)
+                    warm, per_step = timed(fn, args.steps, args.warmup, device)
+                except Exception as e:  # a variant this machine cannot run is reported, not fatal
+                    print(f"batch {batch:4d} {norms:6s} ({v}) {label:32s} failed: {type(e).__name__}: "
+                          f"{str(e)[:300]}", flush=True)
+                    results["rows"].append({"batch": batch, "model": norms, "variant": v, "error": str(e)[:1000]})
+                    continue
                 ips = batch / per_step
                 base = base or (ips if v == "a" else None)
                 row = {"batch": batch, "model": norms, "variant": v, "label": label, "images_per_s": ips,
@@ -248,8 +258,9 @@ def main() -> None:
     rows = results["rows"]
     print("RNA step / BN step per variant and batch:")
     for r in rows:
-        if r["model"] != "bn":
-            bn = [b for b in rows if b["model"] == "bn" and b["batch"] == r["batch"] and b["variant"] == r["variant"]]
+        if r["model"] != "bn" and "error" not in r:
+            bn = [b for b in rows if b["model"] == "bn" and b["batch"] == r["batch"] and b["variant"] == r["variant"]
+                  and "error" not in b]
             if bn:
                 print(f"  batch {r['batch']} ({r['variant']}) {r['ms_per_step'] / bn[0]['ms_per_step']:.2f}")
 

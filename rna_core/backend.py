@@ -110,12 +110,12 @@ class Backend(ABC):
         ValueError (``check_state``)."""
 
     def prepare(self, model: Any, precision: str = "fp32", channels_last: bool | None = None,
-                compile: bool = False) -> None:
+                compile: bool = False, compile_mode: str = "default") -> None:
         """How ``model`` runs (recipe keys ``precision``, ``channels_last``, ``compile``; weights, state and
         checkpoints stay float32): ``precision`` ``fp32``, ``bf16`` or ``fp16`` mixed precision for every forward
         (training, attacks, evaluation; logits, losses and input gradients in float32); ``channels_last`` NHWC
         activations (None: the backend's choice); ``compile`` compiled forwards and backwards that serve every
-        path. A backend without one of these raises ConfigError naming it."""
+        path, ``compile_mode`` the compiler's mode. A backend without one of these raises ConfigError naming it."""
         if precision != "fp32" or channels_last or compile:
             raise ConfigError(f"the {self.name} backend runs fp32, channels-first, uncompiled only (got precision="
                               f"{precision!r}, channels_last={channels_last}, compile={compile})")

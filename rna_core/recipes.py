@@ -20,6 +20,7 @@ SCHEDULES = ("piecewise", "cosine", "constant")
 ADVERSARIAL = ("madry", "blackbox", "ctrw")  # methods whose step trains on train_attack's examples
 CTRW_VARIANTS = ("in", "out", "both", "filter")  # rna_core.models.ctrw
 PRECISIONS = ("fp32", "bf16", "fp16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,11 @@ class Recipe:
 
     Speed keys (``Backend.prepare``; checkpoints stay float32): ``precision`` ``fp32``, ``bf16`` (autocast) or
     ``fp16`` (autocast and a scaled loss) for training, attacks and evaluation; ``channels_last`` NHWC activations
-    (null: on for CUDA); ``compile`` compiled blocks that serve every path (torch.compile; MindSpore compiles in
-    GRAPH_MODE); ``log_every``: the loss and accuracy, kept on the device, are read (and checked for NaN) every
-    this many steps, so the accelerator never waits for the host inside an epoch. SAM and APART run fp32,
-    uncompiled: their BN perturbation (Eq. 3) and sign steps are defined on float32 gradients."""
+    (off by default: on an H200 it slowed the RNA step, see the README); ``compile`` a compiled network that serves every path (torch.compile with
+    ``compile_mode``, e.g. ``reduce-overhead`` for CUDA graphs; MindSpore compiles in GRAPH_MODE); ``log_every``:
+    the loss and accuracy, kept on the device, are read (and checked for NaN) every this many steps, so the
+    accelerator never waits for the host inside an epoch. SAM and APART run fp32, uncompiled: their BN
+    perturbation (Eq. 3) and sign steps are defined on float32 gradients."""
 
     name: str = "custom"
     dataset: str = "cifar10"
@@ -104,8 +106,9 @@ class Recipe:
     init_partial: bool = False
     sync_bn: bool = False
     precision: str = "fp32"
-    channels_last: bool | None = None
+    channels_last: bool = False
     compile: bool = False
+    compile_mode: str = "default"
     log_every: int = 50
     seed: int = 0
 
@@ -116,7 +119,7 @@ class Recipe:
 
         check_types(self, "recipe key")
         for key, allowed in (("method", METHODS), ("schedule", SCHEDULES), ("sigma_constraint", SIGMA_CONSTRAINTS),
-                             ("precision", PRECISIONS),
+                             ("precision", PRECISIONS), ("compile_mode", COMPILE_MODES),
                              ("eval_answer", ANSWER_MODES), ("ctrw_variant", CTRW_VARIANTS)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"recipe key {key!r} must be one of {allowed}, got {getattr(self, key)!r}")

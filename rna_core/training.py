@@ -26,8 +26,8 @@ from .registry import get_backend
 from .run_lock import RunLock
 
 STREAMS = ("data", "path", "attack", "eval")
-RESUMABLE_CHANGES = ("checkpoint_every", "log_every", "compile", "channels_last")  # keys that leave the weights'
-# values unchanged (up to float rounding of another kernel order, for the last two)
+# recipe keys that leave the weights unchanged (the compile and layout keys up to the rounding of another kernel order)
+RESUMABLE_CHANGES = ("checkpoint_every", "log_every", "compile", "compile_mode", "channels_last")
 
 
 @dataclass
@@ -130,7 +130,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
         progress = progress and world.is_main
         if recipe.sync_bn:
             be.sync_batch_norm(clf.model)
-        be.prepare(clf.model, recipe.precision, recipe.channels_last, recipe.compile)
+        be.prepare(clf.model, recipe.precision, recipe.channels_last, recipe.compile, recipe.compile_mode)
         optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
         history: list[dict] = []
         start_epoch, partial = 0, None

@@ -101,11 +101,12 @@ class MindSporeBackend(Backend):
         ms.set_seed(seed)
 
     def prepare(self, model: Network, precision: str = "fp32", channels_last: bool | None = None,
-                compile: bool = False) -> None:
+                compile: bool = False, compile_mode: str = "default") -> None:
         """``precision`` ``fp16`` / ``bf16``: ``Network.mixed_precision`` (MindSpore's O2 level: convolutions and
         dense layers in half precision, normalization and loss in float32; fp16 with a static loss scale of 1024).
         The CPU kernels have no bfloat16 convolution. ``compile`` means GRAPH_MODE (``mode="graph"``), where every
-        program is compiled once per model; channels_last does not exist here (NCHW only)."""
+        program is compiled once per model (``compile_mode`` has no meaning here); channels_last does not exist
+        here (NCHW only)."""
         if precision not in ("fp32", "fp16", "bf16"):
             raise ConfigError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
         if channels_last:

@@ -114,12 +114,10 @@ class TorchBackend(Backend):
             optimizer.state[params[name]]["momentum_buffer"] = self.tensor(np.asarray(value))
 
     def prepare(self, model: Network, precision: str = "fp32", channels_last: bool | None = None,
-                compile: bool = False) -> None:
-        """``Network.prepare``; ``channels_last=None`` turns it on for CUDA. fp16 training scales the loss
+                compile: bool = False, compile_mode: str = "default") -> None:
+        """``Network.prepare`` (``channels_last=None``: off). fp16 training scales the loss
         (``torch.amp.GradScaler``; its overflow check reads one flag on the host per step)."""
-        if channels_last is None:
-            channels_last = self.device.type == "cuda"
-        model.prepare(precision, channels_last, compile)
+        model.prepare(precision, bool(channels_last), compile, mode=compile_mode)
         if precision == "fp16":
             model.replicas["scaler"] = torch.amp.GradScaler(self.device.type)
 

@@ -313,7 +313,7 @@ class NormSlot(nn.Module):
         self._state = state
 
     def selected(self) -> nn.Module:
-        k = 0 if self.slot is None else int(self._state.path[self.slot])
+        k = 0 if self.slot is None or len(self.keys) == 1 else int(self._state.path[self.slot])
         return getattr(self, self.keys[k])
 
     def unselected(self) -> list[nn.Module]:

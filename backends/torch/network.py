@@ -114,7 +114,7 @@ class Network(nn.Module):
         self._state.sync = on
 
     def prepare(self, precision: str = "fp32", channels_last: bool = False, compile: bool = False,
-                compiler: str = "inductor") -> None:
+                compiler: str = "inductor", mode: str = "default") -> None:
         """How the forward runs (weights and checkpoints stay float32 and NCHW-named):
 
         - ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast (logits are returned in float32, so losses
@@ -123,7 +123,10 @@ class Network(nn.Module):
         - ``compile``: ``torch.compile`` (``compiler`` backend) of the network's body; the RNA slots switch to
           their one-hot form (``NormSlot``), so one graph serves every path (the path is drawn in ``forward``,
           outside the compiled body, and enters it as a tensor). Graphs are specialised on the batch shape,
-          train / eval mode and whether the input needs a gradient (an attack) or not (a training step)."""
+          train / eval mode and whether the input needs a gradient (an attack) or not (a training step).
+          ``mode`` is torch.compile's (``reduce-overhead`` adds CUDA graphs: one launch per forward or backward,
+          for small models whose steps are bound by kernel launches; the logits are then copied out of the
+          graph's memory, which the next replay reuses)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
         self.precision, self.channels_last = precision, channels_last
@@ -133,8 +136,12 @@ class Network(nn.Module):
             for module in self.modules():
                 if isinstance(module, NormSlot):
                     module.mix = True
-            self.__dict__["_compiled_body"] = torch.compile(self._body, backend=compiler, dynamic=False)
+            options = {"backend": compiler, "dynamic": False}
+            if compiler == "inductor":
+                options["mode"] = mode
+            self.__dict__["_compiled_body"] = torch.compile(self._body, **options)
             self.compiled = True
+            self.__dict__["_copy_out"] = mode == "reduce-overhead"
 
     @property
     def slots(self) -> list[NormSlot]:
@@ -170,9 +177,11 @@ class Network(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         body = self.__dict__["_compiled_body"] if self.compiled else self._body
         if self.precision == "fp32":
-            return body(x)
-        with torch.autocast(x.device.type, PRECISIONS[self.precision]):
-            return body(x).float()
+            out = body(x)
+        else:
+            with torch.autocast(x.device.type, PRECISIONS[self.precision]):
+                out = body(x).float()
+        return out.clone() if self.__dict__.get("_copy_out") else out
 
     def _body(self, x: torch.Tensor) -> torch.Tensor:
         for module in self._modules.values():

@@ -172,3 +172,38 @@ def test_idx_labels_outside_the_classes_are_refused(tmp_path):
                                                       + bytes([3, 12]))
     with pytest.raises(DataFormatError, match=r"labels outside \[0, 10\) \(largest 12\)"):
         load_dataset("mnist", "test", tmp_path)
+
+
+def test_prefetch_keeps_order_raises_where_it_failed_and_stops_early():
+    import threading
+
+    from rna_core.data.loader import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for item in prefetch(failing()):
+            got.append(item)
+    assert got == [1, 2]
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for item in prefetch(endless(), depth=2):
+        if item == 3:
+            break
+    assert all(t.name != "rna-core-prefetch" for t in threading.enumerate())
+    assert len(produced) <= 3 + 1 + 2 + 1  # consumed, the one in hand, the queue, one blocked put at most
+    with pytest.raises(ValueError, match="depth"):
+        next(prefetch([1], depth=0))

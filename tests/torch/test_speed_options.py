@@ -141,3 +141,19 @@ def test_prepare_checks_its_arguments():
         get_recipe("quick", precision="half")
     with pytest.raises(ConfigError, match="runs fp32 and uncompiled"):
         get_recipe("quick-apart", precision="bf16")
+
+
+@pytest.mark.slow
+def test_quick_recipe_in_bf16_reaches_the_fp32_accuracy(tmp_path):
+    """Accuracy is not traded for speed: the quick recipe (black-box RNA training, 4 epochs) with bf16 autocast
+    reaches the clean test accuracy of the float32 run of the same seed within 1.5 points (500 test images,
+    expected accuracy over fresh paths)."""
+    import rna_core
+
+    acc = {}
+    for precision in ("fp32", "bf16"):
+        result = rna_core.train("quick", backend="torch", out_dir=tmp_path / precision, progress=False,
+                                precision=precision, eval_attack=None, eval_answers=4)
+        acc[precision] = result.final["clean"]
+    assert acc["fp32"] > 0.5, acc
+    assert abs(acc["bf16"] - acc["fp32"]) <= 0.015, acc
