@@ -190,6 +190,14 @@ class Backend(ABC):
     def oracle(self, model: Any) -> Oracle:
         """What the attacks see of ``model`` (``rna_core.attacks.Oracle``)."""
 
+    def adopt(self, module: Any, num_classes: int, in_channels: int, probe: np.ndarray | None = None
+              ) -> tuple[Any, Backend]:
+        """A user's own classifier (images in [0, 1] -> logits) as a model the core can train, attack and
+        evaluate, and the backend to run it with (the one of the device it lives on). The model's ``holdable``
+        says whether its draws can be held (rna-core's randomness or none) and its controller's ``is_random``
+        whether it is random (detected on ``probe`` images for randomness rna-core does not draw)."""
+        raise NotImplementedError(f"the {self.name} backend cannot adopt a user's model yet")
+
     def attack(self, model: Any, x: Any, y: Any, spec: AttackSpec, rng: np.random.Generator) -> Any:
         """Adversarial examples for ``spec`` in the model's current mode and path policy; every random number
         (starts, targets, Square's squares) is drawn from ``rng``."""

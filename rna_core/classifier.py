@@ -115,3 +115,24 @@ def load_classifier(checkpoint: str, backend: str | Backend = "torch",
     clf = build_classifier(meta["arch"], space, space.layer_free, backend, path_rng or np.random.default_rng())
     clf.backend.set_state(clf.model, state)
     return clf, meta
+
+
+def framework_of(model: Any) -> str:
+    """``torch`` or ``mindspore``: the framework whose module class ``model`` is (read from its classes' modules,
+    importing nothing)."""
+    for cls in type(model).__mro__:
+        root = cls.__module__.split(".")[0]
+        if root in ("torch", "mindspore"):
+            return root
+    raise TypeError(f"{type(model).__name__} is neither a torch nn.Module nor a MindSpore nn.Cell")
+
+
+def adopt(model: Any, num_classes: int, in_channels: int, probe: np.ndarray | None = None,
+          backend: str | Backend | None = None) -> Classifier:
+    """A user's own classifier (a torch ``nn.Module`` mapping [0, 1] images to logits; randomized by
+    ``rna_core.torch.randomize``, deterministic, or random in its own way) as a Classifier: rna-core's training,
+    attacks and evaluation run on it. ``probe`` images let the backend detect randomness it does not draw."""
+    be = get_backend(backend or framework_of(model))
+    adopted, be = be.adopt(model, num_classes, in_channels, probe)
+    arch = {"name": adopted.graph.name, "num_classes": num_classes, "in_channels": in_channels}
+    return Classifier(be, adopted, adopted.controller, adopted.graph, arch)

@@ -18,6 +18,13 @@ Threat models (``protocol``, joined with ``+``; ``all`` = paper+adaptive+oracle,
   next draw, which no attacker does. A labelled diagnostic: never inside a worst case.
 A deterministic model is scored ``white-box`` (EOT is pointless there: every spec runs with eot 1).
 
+Any classifier can be evaluated (``evaluate(module, ...)``, see ``classifier.adopt``). A module randomized by
+``rna_core.torch.randomize`` gets every protocol. A module random in its own way (dropout at inference, a random
+input transform: detected when two forwards on the same images differ) cannot have a draw held, so ``paper``,
+``transfer`` and ``oracle`` are impossible: it is scored with ``eot`` (its adaptive member) and fresh answers,
+and the result's ``protocols_skipped`` says what was not run and why. ``randomness`` names the source: ``rna-core``,
+``own`` or ``none``.
+
 ``worst-case/<group>`` counts an example with its worst attack of the group (white-box, paper, adaptive); columns
 holding several attacks (AutoAttack's members) combine the same way. Minimum-norm attacks (CW, DeepFool) submit
 their output only where its L2 distance is within their budget ``eps``, else the clean image; they also report the
@@ -35,7 +42,7 @@ from tqdm.auto import tqdm
 
 from .attacks import AttackSpec
 from .backend import Backend
-from .classifier import Classifier
+from .classifier import Classifier, adopt
 from .data.loader import batches, num_batches
 from .scoring import Score, score
 
@@ -139,6 +146,10 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
     keys; ``<key>`` is the expected accuracy, ``<key>/persistent`` the persistent one, ``<key>/se`` their SEs."""
     from .sanity import flags
 
+    if not isinstance(clf, Classifier):
+        probe, _ = next(batches(dataset, min(8, len(dataset))))
+        clf = adopt(clf, getattr(dataset, "num_classes", None) or _num_classes(dataset),
+                    int(np.asarray(probe).shape[1]), np.asarray(probe, np.float32))
     protocols = parse_protocols(protocol)
     if answer not in ANSWER_MODES:
         raise ValueError(f"answer must be one of {ANSWER_MODES}, got {answer!r}")
@@ -151,6 +162,7 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
     rng = rng or np.random.default_rng(0)
     be, ctrl = clf.backend, clf.controller
     random = ctrl.is_random
+    holdable = getattr(clf.model, "holdable", True)  # False: randomness the model draws itself
     columns = _columns(attacks)
     be.set_training(clf.model, False)
     mats: dict[str, list[list[np.ndarray]]] = {}   # key -> per batch, the matrices to combine
@@ -182,6 +194,13 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                     with counting:
                         adv = attack_checked(clf, batch.x, batch.y, spec.replace(eot=1), rng)
                     add(f"{col}/white-box", spec, adv, count[0])
+                    continue
+                if not holdable:  # only the protocols that hold no draw: EOT over the model's own randomness
+                    count, counting = _forwards(clf)
+                    with counting:
+                        adv_eot = attack_checked(clf, batch.x, batch.y, spec if spec.eot > 1 else
+                                                 spec.replace(eot=eot), rng)
+                    add(f"{col}/eot", spec, adv_eot, count[0])
                     continue
                 paper_spec = spec.replace(eot=1)
                 count, counting = _forwards(clf)
@@ -234,8 +253,20 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
         d = np.concatenate(v)
         out[key] = float(np.nanmedian(d)) if np.isfinite(d).any() else None
     out.update({k: v / n_batches for k, v in forwards.items()})
+    out["randomness"] = "none" if not random else ("rna-core" if holdable else "own")
+    if random and not holdable:
+        out["protocol"] = "eot"
+        out["protocols_skipped"] = {p: "the model draws its own randomness: no draw can be held"
+                                    for p in ("paper", "transfer", "oracle")}
     out["flags"] = flags(out)
+    if not random and columns:
+        out["note"] = "the model is deterministic (no randomness drawn or detected): only white-box attacks were run"
     return out
+
+
+def _num_classes(dataset) -> int:
+    _, y = next(batches(dataset, len(dataset)))
+    return int(np.max(y)) + 1
 
 
 def score_examples(clf: Classifier, images: np.ndarray, labels: np.ndarray, answers: int = 10,

@@ -55,11 +55,11 @@ class Recipe:
 
     Speed keys (``Backend.prepare``; checkpoints stay float32): ``precision`` ``fp32``, ``bf16`` (autocast) or
     ``fp16`` (autocast and a scaled loss) for training, attacks and evaluation; ``channels_last`` NHWC activations
-    (off by default: on an H200 it slowed the RNA step, see the README); ``compile`` a compiled network that serves every path (torch.compile with
-    ``compile_mode``, e.g. ``reduce-overhead`` for CUDA graphs; MindSpore compiles in GRAPH_MODE); ``log_every``:
-    the loss and accuracy, kept on the device, are read (and checked for NaN) every this many steps, so the
-    accelerator never waits for the host inside an epoch. SAM and APART run fp32, uncompiled: their BN
-    perturbation (Eq. 3) and sign steps are defined on float32 gradients."""
+    (off by default: on an H200 it slowed the RNA step, see the README); ``compile`` a compiled network that
+    serves every path (torch.compile with ``compile_mode``, e.g. ``reduce-overhead`` for CUDA graphs; MindSpore
+    compiles in GRAPH_MODE); ``log_every``: the loss and accuracy, kept on the device, are read (and checked for
+    NaN) every this many steps, so the accelerator never waits for the host inside an epoch. SAM and APART run
+    fp32, uncompiled: their BN perturbation (Eq. 3) and sign steps are defined on float32 gradients."""
 
     name: str = "custom"
     dataset: str = "cifar10"

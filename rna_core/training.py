@@ -10,6 +10,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 from .algorithms import ALGORITHMS
 from .backend import Backend, SGDConfig
 from .checkpoints import atomic_write, load_checkpoint, remove_stale_temporaries, resolve, rng_state, save_checkpoint
-from .classifier import Classifier, build_classifier
+from .classifier import Classifier, adopt, build_classifier
 from .data import load_dataset
 from .data.loader import batches, num_batches, prefetch
 from .evaluation import evaluate
@@ -98,7 +99,8 @@ def default_run_dir(recipe: Recipe) -> Path:
 
 
 def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_dir: str | Path | None = None,
-          resume: bool = False, progress: bool = True, evaluate_at_end: bool = True, **overrides) -> TrainResult:
+          resume: bool = False, progress: bool = True, evaluate_at_end: bool = True, model: Any = None,
+          **overrides) -> TrainResult:
     """Train ``recipe`` (a name from ``RECIPES`` or a Recipe; ``overrides`` replace its fields) on ``backend``.
 
     Under ``torchrun`` / ``msrun`` every process runs this function: data parallel, one path per step for all
@@ -107,6 +109,10 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
     (same recipe required) and ends with the weights an uninterrupted run would have. At the end the test
     split is evaluated (clean and ``recipe.eval_attack`` under every protocol); the result is also written
     to ``out_dir/metrics.json``. The checkpoint is the last epoch's: nothing is selected on test data.
+
+    ``model``: train the user's own module (e.g. one made by ``rna_core.torch.randomize``) instead of building
+    ``recipe.arch``; the recipe's arch, width, norms and layer_free are then unused, and resuming needs the same
+    module again (its checkpoint holds its state, not a recipe to rebuild it from).
     """
     recipe = get_recipe(recipe, **overrides)
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(recipe)
@@ -125,8 +131,11 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
         if world.is_main:  # one training process per run directory
             held.enter_context(RunLock(run_dir))
             remove_stale_temporaries(run_dir)
-        clf = build_classifier(_arch(recipe, train_ds), recipe.norms, recipe.layer_free, be, streams["path"],
-                               recipe.seed)
+        if model is None:
+            clf = build_classifier(_arch(recipe, train_ds), recipe.norms, recipe.layer_free, be, streams["path"],
+                                   recipe.seed)
+        else:
+            clf = adopt(model, train_ds.num_classes, train_ds.shape[0], backend=be)
         progress = progress and world.is_main
         if recipe.sync_bn:
             be.sync_batch_norm(clf.model)

@@ -15,6 +15,7 @@ from rna_core.backend import Backend, Gradient, SGDConfig, StepResult
 from rna_core.controller import DrawController
 from rna_core.distributed import World
 
+from .foreign import Adopted, differs_between_forwards
 from .network import Network
 from .oracle import TorchOps, TorchOracle
 
@@ -191,3 +192,18 @@ class TorchBackend(Backend):
 
     def oracle(self, model: Network) -> TorchOracle:
         return TorchOracle(model, self.ops)
+
+    def adopt(self, module: torch.nn.Module, num_classes: int, in_channels: int,
+              probe: np.ndarray | None = None) -> tuple[Adopted, TorchBackend]:
+        """``module`` as a model of this backend (``foreign.Adopted``), with the backend of the device it lives
+        on. Its randomness: rna-core's if ``foreign.randomize`` made it, else detected on ``probe`` images (two
+        forwards on the same input that differ)."""
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"the torch backend adopts an nn.Module, got {type(module).__name__}")
+        held = next(iter(module.parameters()), None)
+        be = self if held is None or held.device == self.device else TorchBackend(str(held.device))
+        if hasattr(module, "rna_controller"):
+            random = module.rna_controller.is_random
+        else:
+            random = probe is not None and differs_between_forwards(module, be.tensor(probe))
+        return Adopted(module, num_classes, in_channels, random), be

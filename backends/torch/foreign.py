@@ -1,0 +1,153 @@
+"""A user's own ``nn.Module`` in rna-core: ``randomize`` turns its BatchNorm layers into RNA slots, ``Adopted`` lets
+the core's training, attacks and evaluation drive any module (randomized by rna-core, deterministic, or random in
+its own way).
+
+``randomize(module, norms="bn+in")``: every ``nn.BatchNorm2d`` (and, with ``types``, ``nn.GroupNorm``) becomes a
+``NormSlot`` whose candidates are built for its channels; the BN candidate takes the layer's weight, bias and
+running statistics. A forward pre-hook on the module asks the controller for the draw of each forward, so the
+result stays an ordinary ``nn.Module`` (``.to()``, ``state_dict``, DDP, torchattacks, the user's own loop) that is
+a random function of its input. The candidates use rna-core's eps = 1e-5 and momentum = 0.1 (torch's defaults),
+whatever the replaced layer had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from rna_core.controller import Draw, DrawController
+from rna_core.models import graph as g
+from rna_core.paths import PathSpace
+
+from .layers import NormSlot, PathState
+
+SLOT_TYPES = {"bn": (nn.BatchNorm2d,), "gn": (nn.GroupNorm,)}
+
+
+def _draw(module: nn.Module, args: tuple) -> None:
+    """Forward pre-hook: the draw of this forward (fresh, or the one the controller holds)."""
+    module.rna_state.path[:] = module.rna_controller.next_draw().path
+
+
+def randomize(module: nn.Module, norms: str = "bn+in", layer_free: bool = True, seed: int = 0,
+              replace: tuple[str, ...] = ("bn",)) -> nn.Module:
+    """``module`` with each layer of the kinds in ``replace`` (``bn``: nn.BatchNorm2d, ``gn``: nn.GroupNorm) turned
+    into an RNA slot over ``norms`` (RNA Sec. 4: one candidate per layer per forward, drawn from a numpy Generator
+    seeded by ``seed``; ``layer_free=False`` ties every layer to one choice). In place; returns the module, which
+    carries ``rna_controller`` (the sampling policies: ``frozen()``, ``fixed(draw)``) and ``rna_space``."""
+    if hasattr(module, "rna_controller"):
+        raise ValueError("this module is randomized already")
+    unknown = sorted(set(replace) - set(SLOT_TYPES))
+    if unknown:
+        raise ValueError(f"replace: unknown layer kinds {unknown}; known: {sorted(SLOT_TYPES)}")
+    kinds = tuple(t for k in replace for t in SLOT_TYPES[k])
+    targets = [(name, m) for name, m in module.named_modules() if name and isinstance(m, kinds)]
+    if not targets:
+        raise ValueError(f"{type(module).__name__} has no {' or '.join(t.__name__ for t in kinds)} layer to randomize")
+    space = PathSpace.uniform(norms, len(targets), layer_free)
+    state = PathState(len(targets))
+    for i, (name, layer) in enumerate(targets):
+        channels = layer.num_features if isinstance(layer, nn.BatchNorm2d) else layer.num_channels
+        slot = NormSlot(channels, space.candidates[i], i, state)
+        _take_weights(slot, layer)
+        held = [*layer.parameters(), *layer.buffers()]
+        if held:
+            slot.to(held[0].device)
+        parent_name, _, child = name.rpartition(".")
+        setattr(module.get_submodule(parent_name) if parent_name else module, child, slot)
+    module.rna_controller = DrawController(space, np.random.default_rng(seed))
+    module.rna_state = state
+    module.rna_space = space
+    module.register_forward_pre_hook(_draw)
+    return module
+
+
+@torch.no_grad()
+def _take_weights(slot: NormSlot, layer: nn.Module) -> None:
+    """The replaced layer's affine (and, for BN, running statistics) go to the candidate of its kind."""
+    key = "bn" if isinstance(layer, nn.BatchNorm2d) else next((k for k in slot.keys if k.startswith("gn")), None)
+    if key not in slot.keys:
+        return
+    target = getattr(slot, key)
+    if isinstance(layer, nn.GroupNorm) and getattr(target, "groups", None) != layer.num_groups:
+        return
+    if layer.weight is not None and target.weight is not None:
+        target.weight.copy_(layer.weight)
+        target.bias.copy_(layer.bias)
+    if getattr(layer, "running_mean", None) is not None:
+        target.running_mean.copy_(layer.running_mean)
+        target.running_var.copy_(layer.running_var)
+
+
+class Adopted(nn.Module):
+    """Any classifier ``module`` (images in [0, 1] -> logits) seen as rna-core's ``Network``: ``forward(x, draw)``
+    runs a given draw on a module randomized by ``randomize`` and ignores it otherwise. ``holdable``: its draws
+    can be held (rna-core's randomness, or none); a module random in its own way (dropout at inference, a random
+    input transform) is not, and only protocols that need no held draw apply to it."""
+
+    def __init__(self, module: nn.Module, num_classes: int, in_channels: int, random: bool) -> None:
+        super().__init__()
+        self.module = module
+        own = getattr(module, "rna_controller", None)
+        self.controller = own if own is not None else _Unheld(random)
+        self.holdable = own is not None or not random
+        self.graph = g.Graph(f"adopted:{type(module).__name__}", g.Seq(()), self.controller.space.num_layers,
+                             in_channels, num_classes)
+        self.replicas: dict[str, nn.Module] = {}
+        self.precision, self.compiled = "fp32", False
+
+    def forward(self, x: torch.Tensor, draw: Draw | None = None) -> torch.Tensor:
+        if draw is None or not hasattr(self.module, "rna_controller"):
+            return self.module(x)
+        with self.module.rna_controller.fixed(draw):
+            return self.module(x)
+
+    def state_dict(self, *args, **kwargs):
+        return self.module.state_dict(*args, **kwargs)
+
+    def synchronize_batch_norm(self, on: bool = True) -> None:
+        if on:
+            raise ValueError("sync_bn: an adopted module keeps its own layers; convert them with "
+                             "torch.nn.SyncBatchNorm.convert_sync_batchnorm before randomizing")
+
+    def drop_unselected_grads(self) -> None:
+        """Nothing to do: an eager backward leaves the candidates off the path without gradient."""
+
+    def prepare(self, precision: str = "fp32", channels_last: bool = False, compile: bool = False, **_) -> None:
+        if precision != "fp32" or channels_last or compile:
+            raise ValueError("an adopted module runs as given (fp32, its own layout, uncompiled): prepare the "
+                             "module itself")
+
+
+class _Unheld(DrawController):
+    """The controller of a module whose randomness rna-core does not draw: one trivial path, ``is_random`` as
+    detected; holding a draw is impossible."""
+
+    def __init__(self, random: bool) -> None:
+        super().__init__(PathSpace.uniform("bn", 1), np.random.default_rng(0))
+        self._random = random
+
+    @property
+    def is_random(self) -> bool:
+        return self._random
+
+    @contextmanager
+    def fixed(self, draw) -> Iterator[Draw]:
+        if self._random:
+            raise RuntimeError("this module draws its own randomness: rna-core cannot hold a draw of it")
+        yield self.draw()
+
+
+def differs_between_forwards(module: nn.Module, x: torch.Tensor, tries: int = 3) -> bool:
+    """True when forwards on the same input (eval mode) give different logits: the module is randomized."""
+    was = module.training
+    module.eval()
+    with torch.no_grad():
+        first = module(x)
+        out = any(not torch.equal(first, module(x)) for _ in range(tries))
+    module.train(was)
+    return out

@@ -1,0 +1,198 @@
+"""A user's own nn.Module: ``rna_core.torch.randomize`` equals the built-in RNA ResNet-18 on the same weights and
+path, draws a fresh path inside every forward, works with torchattacks, state_dict / safetensors and DDP; and
+``rna_core.evaluate`` / ``rna_core.train`` take any module, randomized or not, with the randomness named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import rna_core
+from rna_core import pgd
+from rna_core.classifier import build_classifier
+from rna_core.data import load_bundled
+from rna_core.torch import randomize
+
+
+class Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class UserResNet18(nn.Module):
+    """A ResNet-18 written the way a user would (CIFAR stem), not with rna-core's graph."""
+
+    def __init__(self, width: int = 4, in_channels: int = 3, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        stages, cin = [], width
+        for mult, stride in zip((1, 2, 4, 8), (1, 2, 2, 2), strict=True):
+            stages.append(nn.Sequential(Block(cin, width * mult, stride), Block(width * mult, width * mult, 1)))
+            cin = width * mult
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.fc(out.mean((2, 3)))
+
+
+def _pair(seed: int = 0):
+    builtin = build_classifier({"name": "resnet18", "num_classes": 10, "in_channels": 3, "width": 4}, "bn+in", True,
+                               "torch", np.random.default_rng(seed), seed)
+    user = randomize(UserResNet18(), "bn+in", seed=seed)
+    theirs, ours = builtin.model.state_dict(), user.state_dict()
+    assert [tuple(v.shape) for v in theirs.values()] == [tuple(v.shape) for v in ours.values()]
+    user.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+    return builtin, user
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_randomized_user_module_equals_the_builtin_model(training):
+    builtin, user = _pair()
+    builtin.model.train(training)
+    user.train(training)
+    x = torch.rand(6, 3, 16, 16)
+    for _ in range(3):
+        draw = builtin.controller.draw()
+        xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        za = builtin.model(xa, draw)
+        with user.rna_controller.fixed(draw):
+            zb = user(xb)
+        torch.testing.assert_close(zb, za, rtol=1e-6, atol=1e-6)
+        ga = torch.autograd.grad(F.cross_entropy(za, torch.arange(6)), xa)[0]
+        gb = torch.autograd.grad(F.cross_entropy(zb, torch.arange(6)), xb)[0]
+        torch.testing.assert_close(gb, ga, rtol=1e-5, atol=1e-7)
+
+
+def test_bn_candidate_keeps_the_replaced_layers_weights_and_statistics():
+    model = UserResNet18()
+    with torch.no_grad():
+        model.bn1.weight.uniform_(0.5, 1.5)
+        model.bn1.running_mean.normal_()
+    weight, mean = model.bn1.weight.clone(), model.bn1.running_mean.clone()
+    randomize(model, "bn+in")
+    assert torch.equal(model.bn1.bn.weight, weight) and torch.equal(model.bn1.bn.running_mean, mean)
+    assert model.rna_space.num_layers == 20 and model.rna_space.size == 2**20
+    with pytest.raises(ValueError, match="randomized already"):
+        randomize(model)
+    with pytest.raises(ValueError, match="no BatchNorm2d"):
+        randomize(nn.Sequential(nn.Conv2d(3, 4, 3)))
+
+
+def test_every_forward_draws_a_fresh_path_and_torchattacks_runs():
+    import torchattacks
+
+    model = randomize(UserResNet18(), "bn+in", seed=3).eval()
+    x, y = torch.rand(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    paths = []
+    with model.rna_controller.observe(lambda d: paths.append(tuple(d.path))):
+        with torch.no_grad():
+            a, b = model(x), model(x)
+    assert len(set(paths)) == 2 and not torch.equal(a, b)
+    adv = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=2)(x, y)
+    assert adv.shape == x.shape and 0 < (adv - x).abs().max() <= 8 / 255 + 1e-6
+
+
+def test_state_dict_round_trips_through_safetensors(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = randomize(UserResNet18(), "bn+in", seed=1).eval()
+    save_file(model.state_dict(), tmp_path / "user.safetensors")
+    again = randomize(UserResNet18(), "bn+in", seed=2).eval()
+    again.load_state_dict(load_file(tmp_path / "user.safetensors"))
+    x = torch.rand(4, 3, 16, 16)
+    draw = model.rna_controller.draw()
+    with torch.no_grad(), model.rna_controller.fixed(draw), again.rna_controller.fixed(draw):
+        torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = randomize(UserResNet18(), "bn+in", seed=5)
+    ddp = DistributedDataParallel(model, find_unused_parameters=True)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    g = torch.Generator().manual_seed(10 + rank)
+    for _ in range(2):
+        x, y = torch.rand(4, 3, 16, 16, generator=g), torch.randint(0, 10, (4,), generator=g)
+        opt.zero_grad()
+        F.cross_entropy(ddp(x), y).backward()
+        opt.step()
+    torch.save({k: v.detach().clone() for k, v in model.named_parameters()}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_wraps_a_randomized_module(tmp_path):
+    """Two gloo processes with the same seed draw the same paths, so DDP's averaged gradients keep the replicas'
+    parameters identical after every step (running statistics are rank 0's from each forward on, DDP's
+    broadcast_buffers)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+class DropoutAtInference(nn.Module):
+    """Someone else's randomized defense: dropout that stays on in eval mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 64), nn.ReLU())
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.head(F.dropout(self.body(x), 0.3, training=True))
+
+
+def test_evaluate_any_module_names_its_randomness():
+    data = load_bundled("test").subset(32)
+    torch.manual_seed(0)
+    own = rna_core.evaluate(DropoutAtInference(), data, [pgd(3)], "both", eot=2, answers=3, progress=False)
+    assert own["randomness"] == "own" and own["protocol"] == "eot"
+    assert f"{pgd(3).label}/eot" in own
+    assert set(own["protocols_skipped"]) == {"paper", "transfer", "oracle"}
+    assert not any(k.endswith("/paper") for k in own)
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    det = rna_core.evaluate(plain, data, [pgd(3)], progress=False)
+    assert det["randomness"] == "none" and det["protocol"] == "white-box" and "white-box" in det["note"]
+    user = randomize(UserResNet18(in_channels=1), "bn+in", seed=0)
+    ours = rna_core.evaluate(user, data, [pgd(3)], "both", eot=2, answers=3, progress=False)
+    assert ours["randomness"] == "rna-core" and any(k.endswith("/paper") for k in ours)
+
+
+def test_train_takes_a_users_randomized_module(tmp_path):
+    user = randomize(UserResNet18(in_channels=1), "bn+in", seed=0)
+    before = {k: v.clone() for k, v in user.state_dict().items()}
+    result = rna_core.train("quick", model=user, out_dir=tmp_path, progress=False, epochs=1, train_samples=256,
+                            eval_samples=64, eval_attack=None, eval_answers=2)
+    assert result.history[0]["train_loss"] > 0 and 0 <= result.final["clean"] <= 1
+    changed = [k for k in before if not torch.equal(before[k], user.state_dict()[k])]
+    assert any(".bn." in k for k in changed) and any(".in." in k for k in changed)
