@@ -147,9 +147,12 @@ def rna_variant(norms: str, precision: str, channels_last: bool, compile: bool, 
     clf.backend.device = device
     clf.backend.ops.device = device
     clf.model.to(device)
-    clf.backend.prepare(clf.model, precision, channels_last, compile, mode)
+    speed = {}
+    if (precision, channels_last, compile) != ("fp32", False, False):  # (b) also runs on revisions before prepare
+        clf.backend.prepare(clf.model, precision, channels_last, compile, mode)
+        speed = {"precision": precision, "compile": compile, "compile_mode": mode}
     recipe = get_recipe("paper-cifar10-rna", norms=norms, method="blackbox" if norms != "bn" else "madry",
-                        precision=precision, compile=compile, compile_mode=mode, batch_size=len(batches[0][0]))
+                        batch_size=len(batches[0][0]), **speed)
     opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.01))
     step = step_blackbox if norms != "bn" else step_madry
     rng = np.random.default_rng(1)
@@ -216,7 +219,8 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}; ResNet-18 width {args.width}, 32 x 32, PGD-10 training")
     results: dict = {"device": name, "torch": torch.__version__, "width": args.width, "rows": [], "eval": []}
     data_rng = np.random.default_rng(0)
-    for batch in args.batch or ([128, 512] if cuda else [32]):
+    sizes = args.batch or ([128, 512] if cuda else [32])
+    for batch in sizes:
         batches = [(data_rng.random((batch, 3, 32, 32), dtype=np.float32), data_rng.integers(0, 10, batch))
                    for _ in range(4)]
         for norms in args.models.split(","):
@@ -243,7 +247,7 @@ def main() -> None:
                 ratio = f"{row['vs_authors']:.2f}x" if base else "-"
                 print(f"batch {batch:4d} {norms:6s} ({v}) {label:32s} {ips:9.1f} img/s {ratio:>7s} "
                       f"200 epochs {row['epochs200_min']:8.1f} min (warm-up {warm:.1f} s)", flush=True)
-                if clf is not None and batch == (args.batch or [128])[0] and v in ("b", chosen[-1]):
+                if clf is not None and batch == sizes[0] and v in ("b", chosen[-1]):
                     n = min(args.eval_batch, len(batches[0][0]) * 4)
                     xe = np.concatenate([b[0] for b in batches])[:n]
                     ye = np.concatenate([b[1] for b in batches])[:n]
