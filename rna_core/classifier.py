@@ -40,7 +40,10 @@ class Classifier:
 
     @property
     def sigma_names(self) -> list[str]:
-        """Canonical names of the CTRW sigma parameters (one per random weight)."""
+        """Canonical names of the CTRW sigma parameters (one per random weight; an adopted model names its own)."""
+        own = getattr(self.model, "sigma_names", None)
+        if own is not None:
+            return list(own)
         return [f"{name}.sigma" for name in random_weights(self.graph)]
 
     def sigmas(self) -> dict[str, np.ndarray]:
@@ -135,4 +138,6 @@ def adopt(model: Any, num_classes: int, in_channels: int, probe: np.ndarray | No
     be = get_backend(backend or framework_of(model))
     adopted, be = be.adopt(model, num_classes, in_channels, probe)
     arch = {"name": adopted.graph.name, "num_classes": num_classes, "in_channels": in_channels}
-    return Classifier(be, adopted, adopted.controller, adopted.graph, arch)
+    clf = Classifier(be, adopted, adopted.controller, adopted.graph, arch)
+    clf.__dict__["bn_layout"] = adopted.bn_layout  # found in the module, not in a graph
+    return clf

@@ -6,12 +6,14 @@ its own way).
 ``NormSlot`` whose candidates are built for its channels; the BN candidate takes the layer's weight, bias and
 running statistics. A forward pre-hook on the module asks the controller for the draw of each forward, so the
 result stays an ordinary ``nn.Module`` (``.to()``, ``state_dict``, DDP, torchattacks, the user's own loop) that is
-a random function of its input. The candidates use rna-core's eps = 1e-5 and momentum = 0.1 (torch's defaults),
-whatever the replaced layer had.
+a random function of its input. Its BN candidates are APART-ready (``rna_bn_layout``): ``randomize(m, "bn")`` gives
+a BN model on which the APART / SAM steps run. The candidates use rna-core's eps = 1e-5 and momentum = 0.1
+(torch's defaults), whatever the replaced layer had.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,37 +21,69 @@ import numpy as np
 import torch
 from torch import nn
 
+from rna_core.apart import BNLayout
 from rna_core.controller import Draw, DrawController
 from rna_core.models import graph as g
 from rna_core.paths import PathSpace
 
-from .layers import NormSlot, PathState
+from .layers import BatchNorm, NormSlot, PathState, RandomWeight
+from .network import to_device
 
 SLOT_TYPES = {"bn": (nn.BatchNorm2d,), "gn": (nn.GroupNorm,)}
 
 
+# CTRW's CIFAR bounds on sum(sigma) at the input (A = 1 / |alpha| = 1000, B ~ 2400 from Lemma 2, over 3 x 32 x 32
+# entries), per entry: a random weight of m entries gets A m / 3072 and B m / 3072, as the bundled quick-ctrw recipe.
+CTRW_PER_ENTRY = (1000.0 / 3072, 2400.0 / 3072)
+
+
 def _draw(module: nn.Module, args: tuple) -> None:
-    """Forward pre-hook: the draw of this forward (fresh, or the one the controller holds)."""
-    module.rna_state.path[:] = module.rna_controller.next_draw().path
+    """Forward pre-hook: the draw of this forward (fresh, or the one the controller holds): the path and, with a
+    random weight, its noise."""
+    path, noise = module.rna_controller.next_draw()
+    module.rna_state.path[:] = path
+    if noise is not None:
+        held = next(module.parameters())
+        module.rna_state.noise = to_device(noise, held.device)
 
 
-def randomize(module: nn.Module, norms: str = "bn+in", layer_free: bool = True, seed: int = 0,
-              replace: tuple[str, ...] = ("bn",)) -> nn.Module:
+def _times_random_weight(weight: RandomWeight):
+    """Forward pre-hook multiplying a module's input by CTRW's random weight (Eq. 4)."""
+
+    def hook(module: nn.Module, args: tuple) -> tuple:
+        return (weight(args[0]), *args[1:])
+
+    return hook
+
+
+def randomize(module: nn.Module, norms: str | None = "bn+in", layer_free: bool = True, seed: int = 0,
+              replace: tuple[str, ...] = ("bn",), random_weight: str | None = None,
+              input_shape: tuple[int, int, int] | None = None) -> nn.Module:
     """``module`` with each layer of the kinds in ``replace`` (``bn``: nn.BatchNorm2d, ``gn``: nn.GroupNorm) turned
     into an RNA slot over ``norms`` (RNA Sec. 4: one candidate per layer per forward, drawn from a numpy Generator
-    seeded by ``seed``; ``layer_free=False`` ties every layer to one choice). In place; returns the module, which
-    carries ``rna_controller`` (the sampling policies: ``frozen()``, ``fixed(draw)``) and ``rna_space``."""
+    seeded by ``seed``; ``layer_free=False`` ties every layer to one choice; ``norms=None`` leaves the layers).
+
+    ``random_weight``: CTRW's random weight x * (mu + sigma eps) (Eq. 4) on the module's input (``"input"``,
+    position 0, shape ``input_shape`` = (C, H, W)) or on the input of the named submodule, e.g. the classifier
+    head (``"fc"``: an nn.Linear, shape (in_features,)); registered as ``rna_random_weight`` (mu, sigma initialised
+    to 1), its eps drawn with the path. ``rna_sigma_bounds`` holds the CIFAR bounds [A, B] scaled to its size
+    (``CTRW_PER_ENTRY``), for the recipe's ``sigma_lower`` / ``sigma_upper``.
+
+    In place; returns the module, which carries ``rna_controller`` (the sampling policies: ``frozen()``,
+    ``fixed(draw)``) and ``rna_space``."""
     if hasattr(module, "rna_controller"):
         raise ValueError("this module is randomized already")
     unknown = sorted(set(replace) - set(SLOT_TYPES))
     if unknown:
         raise ValueError(f"replace: unknown layer kinds {unknown}; known: {sorted(SLOT_TYPES)}")
     kinds = tuple(t for k in replace for t in SLOT_TYPES[k])
-    targets = [(name, m) for name, m in module.named_modules() if name and isinstance(m, kinds)]
-    if not targets:
+    targets = [(name, m) for name, m in module.named_modules() if name and isinstance(m, kinds)] if norms else []
+    if norms and not targets:
         raise ValueError(f"{type(module).__name__} has no {' or '.join(t.__name__ for t in kinds)} layer to randomize")
-    space = PathSpace.uniform(norms, len(targets), layer_free)
-    state = PathState(len(targets))
+    if not norms and random_weight is None:
+        raise ValueError("nothing to randomize: give norms, random_weight or both")
+    space = PathSpace.uniform(norms, len(targets), layer_free) if targets else PathSpace.uniform("bn", 1)
+    state = PathState(space.num_layers)
     for i, (name, layer) in enumerate(targets):
         channels = layer.num_features if isinstance(layer, nn.BatchNorm2d) else layer.num_channels
         slot = NormSlot(channels, space.candidates[i], i, state)
@@ -59,11 +93,57 @@ def randomize(module: nn.Module, norms: str = "bn+in", layer_free: bool = True, 
             slot.to(held[0].device)
         parent_name, _, child = name.rpartition(".")
         setattr(module.get_submodule(parent_name) if parent_name else module, child, slot)
-    module.rna_controller = DrawController(space, np.random.default_rng(seed))
+    weight = _random_weight(module, random_weight, input_shape, state)
+    module.rna_controller = DrawController(space, np.random.default_rng(seed), 0 if weight is None else
+                                           math.prod(weight.shape))
     module.rna_state = state
     module.rna_space = space
+    module.rna_bn_layout = _attach_bn(module, state)
     module.register_forward_pre_hook(_draw)
+    if weight is not None:
+        target = module if random_weight == "input" else module.get_submodule(random_weight)
+        target.register_forward_pre_hook(_times_random_weight(weight))
+        m = math.prod(weight.shape)
+        module.rna_sigma_bounds = (CTRW_PER_ENTRY[0] * m, CTRW_PER_ENTRY[1] * m)
     return module
+
+
+def _random_weight(module: nn.Module, where: str | None, input_shape, state: PathState) -> RandomWeight | None:
+    """CTRW's random weight for ``where`` (``input`` or a submodule's name), registered on ``module``."""
+    if where is None:
+        return None
+    if where == "input":
+        if input_shape is None or len(input_shape) != 3:
+            raise ValueError(f"random_weight='input' needs input_shape=(C, H, W), got {input_shape!r}")
+        shape = tuple(int(v) for v in input_shape)
+    else:
+        try:
+            head = module.get_submodule(where)
+        except AttributeError:
+            raise ValueError(f"random_weight={where!r}: the module has no submodule of that name") from None
+        if not isinstance(head, nn.Linear):
+            raise ValueError(f"random_weight={where!r} is a {type(head).__name__}; a named target must be an "
+                             "nn.Linear (its input features are weighted)")
+        shape = (head.in_features,)
+    weight = RandomWeight(shape, 0, state)
+    held = next(module.parameters(), None)
+    if held is not None:
+        weight.to(held.device)
+    module.add_module("rna_random_weight", weight)
+    return weight
+
+
+def _attach_bn(module: nn.Module, state: PathState) -> BNLayout:
+    """APART's layout of the BN candidates (module order; ``rna_core.apart``) and each one's slice of it."""
+    names, channels, offsets, offset = [], [], [], 0
+    for name, layer in module.named_modules():
+        if isinstance(layer, BatchNorm):
+            layer.attach(state, offset)
+            names.append(name)
+            channels.append(layer.channels)
+            offsets.append(offset)
+            offset += 2 * layer.channels
+    return BNLayout(tuple(names), tuple(channels), tuple(offsets))
 
 
 @torch.no_grad()
@@ -99,6 +179,21 @@ class Adopted(nn.Module):
                              in_channels, num_classes)
         self.replicas: dict[str, nn.Module] = {}
         self.precision, self.compiled = "fp32", False
+        self.bn_layout = getattr(module, "rna_bn_layout", BNLayout((), (), ()))
+        self.sigma_names = ["rna_random_weight.sigma"] if hasattr(module, "rna_sigma_bounds") else []
+
+    @contextmanager
+    def perturbed(self, delta: torch.Tensor, groups: int, track: bool) -> Iterator[None]:
+        """APART's Eq. 3 in every BN candidate of a ``randomize``d module (``randomize(m, "bn")`` for a BN model)."""
+        if not self.bn_layout.names:
+            raise ValueError("APART needs rna-core's BN layers: randomize(module, norms='bn') turns the module's "
+                             "nn.BatchNorm2d layers into them (one candidate: the model stays deterministic)")
+        state = self.module.rna_state
+        state.bn = (delta, groups, track)
+        try:
+            yield
+        finally:
+            state.bn = None
 
     def forward(self, x: torch.Tensor, draw: Draw | None = None) -> torch.Tensor:
         if draw is None or not hasattr(self.module, "rna_controller"):

@@ -196,3 +196,51 @@ def test_train_takes_a_users_randomized_module(tmp_path):
     assert result.history[0]["train_loss"] > 0 and 0 <= result.final["clean"] <= 1
     changed = [k for k in before if not torch.equal(before[k], user.state_dict()[k])]
     assert any(".bn." in k for k in changed) and any(".in." in k for k in changed)
+
+
+def test_apart_step_on_a_users_bn_model_equals_the_builtin_one():
+    """APART (and APART-SAM) on a hand-written BN ResNet-18 made perturbable by ``randomize(m, "bn")``: the same
+    two-pass update as on the built-in graph with the same weights, batch and random numbers."""
+    from rna_core.algorithms import step_apart
+    from rna_core.backend import SGDConfig
+    from rna_core.classifier import adopt
+    from rna_core.recipes import get_recipe
+
+    builtin = build_classifier({"name": "resnet18", "num_classes": 10, "in_channels": 3, "width": 4}, "bn", True,
+                               "torch", np.random.default_rng(0), 0)
+    user = randomize(UserResNet18(), "bn")
+    ours = user.state_dict()
+    user.load_state_dict(dict(zip(ours, builtin.model.state_dict().values(), strict=True)))
+    mine = adopt(user, 10, 3, backend="torch")
+    assert mine.bn_layout.size == builtin.bn_layout.size and not mine.controller.is_random
+    recipe = get_recipe("quick-apart", batch_size=16, apart_groups=4)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 3, 16, 16), dtype=np.float32), rng.integers(0, 10, 16)
+    for sam in (False, True):
+        for clf in (builtin, mine):
+            opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.1))
+            res = step_apart(clf, opt, x, y, recipe, np.random.default_rng(1), sam=sam)
+            assert np.isfinite(res.loss)
+        for a, b in zip(builtin.model.state_dict().values(), user.state_dict().values(), strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_ctrw_random_weight_on_a_users_module(tmp_path):
+    """CTRW's random weight at the input (position 0) or before the head of a user's module: fresh noise in every
+    forward, bounds scaled to its size, and ``method="ctrw"`` keeps sum(sigma) inside them while training."""
+    head = randomize(UserResNet18(in_channels=1), norms=None, random_weight="fc", seed=0).eval()
+    assert tuple(head.rna_random_weight.sigma.shape) == (32,) and head.rna_controller.noise_size == 32
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert not torch.equal(head(x), head(x))
+    model = randomize(UserResNet18(in_channels=1), "bn+in", random_weight="input", input_shape=(1, 28, 28))
+    lo, hi = model.rna_sigma_bounds
+    assert (lo, hi) == pytest.approx((1000 * 784 / 3072, 2400 * 784 / 3072))
+    rna_core.train("quick-ctrw", model=model, out_dir=tmp_path, progress=False, epochs=1, train_samples=256,
+                   eval_samples=64, eval_attack=None, eval_answers=2, sigma_lower=lo, sigma_upper=hi)
+    total = float(model.rna_random_weight.sigma.detach().sum())
+    assert lo - 1e-3 <= total <= hi + 1e-3
+    with pytest.raises(ValueError, match="input_shape"):
+        randomize(UserResNet18(), random_weight="input")
+    with pytest.raises(ValueError, match="must be an nn.Linear"):
+        randomize(UserResNet18(), random_weight="conv1")
