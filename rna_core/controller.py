@@ -102,3 +102,22 @@ class DrawController:
             yield
         finally:
             self._observers.remove(fn)
+
+
+class UnheldController(DrawController):
+    """The controller of a user's model whose randomness rna-core does not draw (``classifier.adopt``): one trivial
+    path, ``is_random`` as detected, and no way to hold a draw."""
+
+    def __init__(self, random: bool) -> None:
+        super().__init__(PathSpace.uniform("bn", 1), np.random.default_rng(0))
+        self._random = random
+
+    @property
+    def is_random(self) -> bool:
+        return self._random
+
+    @contextmanager
+    def fixed(self, draw: Draw | np.ndarray | list[int]) -> Iterator[Draw]:
+        if self._random:
+            raise RuntimeError("this model draws its own randomness: rna-core cannot hold a draw of it")
+        yield self.draw()

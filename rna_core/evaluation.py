@@ -140,16 +140,18 @@ def _most_confusing(clf: Classifier, batch: _Batch, candidates: list[np.ndarray]
 def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str, list[AttackSpec]] = (),
              protocol: str | Sequence[str] = "both", eot: int = 8, rng: np.random.Generator | None = None,
              batch_size: int = 250, progress: bool = True, answers: int = 10, answer: str = "per-batch",
-             transfer_draws: int = 1) -> dict:
+             transfer_draws: int = 1, backend: str | Backend | None = None) -> dict:
     """Clean and robust accuracy (fractions in [0, 1]) of ``clf`` on ``dataset`` under ``protocol``, every example
     answered by ``answers`` fresh draws; ``eot`` is K of the adaptive attacks. See the module docstring for the
-    keys; ``<key>`` is the expected accuracy, ``<key>/persistent`` the persistent one, ``<key>/se`` their SEs."""
+    keys; ``<key>`` is the expected accuracy, ``<key>/persistent`` the persistent one, ``<key>/se`` their SEs.
+    ``clf`` may also be a user's torch module or MindSpore cell (``classifier.adopt``, run on ``backend``, by
+    default the framework's own)."""
     from .sanity import flags
 
     if not isinstance(clf, Classifier):
         probe, _ = next(batches(dataset, min(8, len(dataset))))
         clf = adopt(clf, getattr(dataset, "num_classes", None) or _num_classes(dataset),
-                    int(np.asarray(probe).shape[1]), np.asarray(probe, np.float32))
+                    int(np.asarray(probe).shape[1]), np.asarray(probe, np.float32), backend)
     protocols = parse_protocols(protocol)
     if answer not in ANSWER_MODES:
         raise ValueError(f"answer must be one of {ANSWER_MODES}, got {answer!r}")

@@ -26,6 +26,7 @@ from rna_core.controller import DrawController
 from rna_core.distributed import World
 from rna_core.validation import ConfigError
 
+from .foreign import Adopted, differs_between_forwards
 from .network import Network
 from .optimizer import MaskedSGD
 from .oracle import MindSporeOps, MindSporeOracle
@@ -221,3 +222,12 @@ class MindSporeBackend(Backend):
 
     def oracle(self, model: Network) -> MindSporeOracle:
         return MindSporeOracle(model, self.ops)
+
+    def adopt(self, module: ms.nn.Cell, num_classes: int, in_channels: int, probe: np.ndarray | None = None
+              ) -> tuple[Adopted, MindSporeBackend]:
+        """A user's ``nn.Cell`` as a model of this backend (``foreign.Adopted``); randomness detected on ``probe``
+        images (two forwards on the same input that differ)."""
+        if not isinstance(module, ms.nn.Cell):
+            raise TypeError(f"the mindspore backend adopts an nn.Cell, got {type(module).__name__}")
+        random = probe is not None and differs_between_forwards(module, Tensor(np.asarray(probe, np.float32)))
+        return Adopted(module, num_classes, in_channels, random, self.mode == "graph", self.world().size), self

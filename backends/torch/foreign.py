@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from rna_core.apart import BNLayout
-from rna_core.controller import Draw, DrawController
+from rna_core.controller import Draw, DrawController, UnheldController
 from rna_core.models import graph as g
 from rna_core.paths import PathSpace
 
@@ -173,7 +173,7 @@ class Adopted(nn.Module):
         super().__init__()
         self.module = module
         own = getattr(module, "rna_controller", None)
-        self.controller = own if own is not None else _Unheld(random)
+        self.controller = own if own is not None else UnheldController(random)
         self.holdable = own is not None or not random
         self.graph = g.Graph(f"adopted:{type(module).__name__}", g.Seq(()), self.controller.space.num_layers,
                              in_channels, num_classes)
@@ -216,25 +216,6 @@ class Adopted(nn.Module):
         if precision != "fp32" or channels_last or compile:
             raise ValueError("an adopted module runs as given (fp32, its own layout, uncompiled): prepare the "
                              "module itself")
-
-
-class _Unheld(DrawController):
-    """The controller of a module whose randomness rna-core does not draw: one trivial path, ``is_random`` as
-    detected; holding a draw is impossible."""
-
-    def __init__(self, random: bool) -> None:
-        super().__init__(PathSpace.uniform("bn", 1), np.random.default_rng(0))
-        self._random = random
-
-    @property
-    def is_random(self) -> bool:
-        return self._random
-
-    @contextmanager
-    def fixed(self, draw) -> Iterator[Draw]:
-        if self._random:
-            raise RuntimeError("this module draws its own randomness: rna-core cannot hold a draw of it")
-        yield self.draw()
 
 
 def differs_between_forwards(module: nn.Module, x: torch.Tensor, tries: int = 3) -> bool:
