@@ -133,7 +133,10 @@ class MindSporeBackend(Backend):
 
     @staticmethod
     def _named(model: Network) -> dict[str, ms.Parameter]:
-        return dict(model.parameters_and_names())
+        """The model's state under canonical names: every parameter but a randomized user cell's path
+        (``foreign.randomize``); an adopted cell's names without the wrapper's ``module.`` (as on torch)."""
+        prefix = "module." if isinstance(model, Adopted) else ""
+        return {k.removeprefix(prefix): p for k, p in model.parameters_and_names() if not k.endswith("rna_path")}
 
     def get_state(self, model: Network, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         own = self._named(model)
@@ -229,5 +232,6 @@ class MindSporeBackend(Backend):
         images (two forwards on the same input that differ)."""
         if not isinstance(module, ms.nn.Cell):
             raise TypeError(f"the mindspore backend adopts an nn.Cell, got {type(module).__name__}")
-        random = probe is not None and differs_between_forwards(module, Tensor(np.asarray(probe, np.float32)))
+        random = hasattr(module, "rna_controller") or (
+            probe is not None and differs_between_forwards(module, Tensor(np.asarray(probe, np.float32))))
         return Adopted(module, num_classes, in_channels, random, self.mode == "graph", self.world().size), self

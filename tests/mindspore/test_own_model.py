@@ -41,3 +41,86 @@ def test_evaluate_any_cell_names_its_randomness(mode):
     assert set(own["protocols_skipped"]) == {"paper", "transfer", "oracle"}
     with pytest.raises(TypeError, match="neither a torch nn.Module nor a MindSpore nn.Cell"):
         rna_core.evaluate(object(), data, [pgd(2)], progress=False)
+
+
+class MsBlock(nn.Cell):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, pad_mode="pad", padding=1)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, pad_mode="pad", padding=1)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.has_short = stride != 1 or cin != cout
+        if self.has_short:
+            self.shortcut = nn.SequentialCell([nn.Conv2d(cin, cout, 1, stride, pad_mode="valid"),
+                                               nn.BatchNorm2d(cout)])
+
+    def construct(self, x):
+        out = ops.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return ops.relu(out + (self.shortcut(x) if self.has_short else x))
+
+
+class MsResNet18(nn.Cell):
+    """The torch tests' hand-written ResNet-18, written the MindSpore way."""
+
+    def __init__(self, width: int = 4, in_channels: int = 3, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, pad_mode="pad", padding=1)
+        self.bn1 = nn.BatchNorm2d(width)
+        cin, stages = width, []
+        for mult, stride in zip((1, 2, 4, 8), (1, 2, 2, 2), strict=True):
+            blocks = [MsBlock(cin, width * mult, stride), MsBlock(width * mult, width * mult, 1)]
+            stages.append(nn.SequentialCell(blocks))
+            cin = width * mult
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.fc = nn.Dense(cin, num_classes)
+
+    def construct(self, x):
+        out = ops.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.fc(out.mean(axis=(2, 3)))
+
+
+@pytest.mark.parametrize("mode", ["graph", "pynative"])
+def test_randomized_cell_draws_per_forward_trains_and_compiles_once(mode, tmp_path):
+    """A user's cell randomized for the backend's mode: the BN candidate keeps the layer's statistics, eager calls
+    draw a fresh path each, rna-core trains it (only the selected candidates move), and compiled, one graph serves
+    every path of the evaluation."""
+    import numpy as np
+    from mindspore import Tensor
+
+    from rna_core.mindspore import randomize
+
+    graph = mode == "graph"
+    be = get_backend("mindspore", mode=mode)
+    plain = MsResNet18(in_channels=1)
+    plain.bn1.moving_mean.set_data(Tensor(np.full(4, 0.5, np.float32)))
+    cell = randomize(plain, "bn+in", seed=0, graph_mode=graph)
+    assert np.allclose(cell.bn1.bn.running_mean.asnumpy(), 0.5) and cell.rna_space.num_layers == 20
+    x = Tensor(np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32))
+    if not graph:
+        cell.set_train(False)
+        paths = []
+        with cell.rna_controller.observe(lambda d: paths.append(tuple(d.path))):
+            a, b = cell(x).asnumpy(), cell(x).asnumpy()
+        assert len(set(paths)) == 2 and not np.array_equal(a, b)
+    with pytest.raises(ValueError, match="randomized for"):
+        rna_core.evaluate(cell, load_bundled("test").subset(8), [], backend=get_backend(
+            "mindspore", mode="pynative" if graph else "graph"), progress=False)
+    before = {k: v.asnumpy().copy() for k, v in cell.parameters_and_names()}
+    result = rna_core.train("quick", backend=be, model=cell, out_dir=tmp_path, progress=False, epochs=1,
+                            train_samples=128, eval_samples=32, eval_attack=pgd(2), eval_answers=2, eval_eot=2)
+    assert result.final["randomness"] == "rna-core" and any(k.endswith("/paper") for k in result.final)
+    moved = {k for k, v in cell.parameters_and_names() if not np.array_equal(v.asnumpy(), before[k])}
+    assert any(".bn." in k for k in moved) and any(".in." in k for k in moved)
+    if graph:  # more evaluation on fresh paths compiles nothing new
+        from mindspore.graph import api as ms_api
+
+        clf = result.classifier
+        compiled = len(ms_api.ms_compile_cache)
+        paths = set()
+        with clf.controller.observe(lambda d: paths.add(tuple(d.path))):
+            for _ in range(3):
+                be.logits(clf.model, be.tensor(np.zeros((32, 1, 28, 28), np.float32)))
+        assert len(paths) == 3 and len(ms_api.ms_compile_cache) == compiled
