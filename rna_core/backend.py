@@ -114,7 +114,7 @@ class Backend(ABC):
         """How ``model`` runs (recipe keys ``precision``, ``channels_last``, ``compile``; weights, state and
         checkpoints stay float32): ``precision`` ``fp32``, ``bf16`` or ``fp16`` mixed precision for every forward
         (training, attacks, evaluation; logits, losses and input gradients in float32); ``channels_last`` NHWC
-        activations (None: the backend's choice); ``compile`` compiled forwards and backwards that serve every
+        activations (None: off); ``compile`` compiled forwards and backwards that serve every
         path, ``compile_mode`` the compiler's mode. A backend without one of these raises ConfigError naming it."""
         if precision != "fp32" or channels_last or compile:
             raise ConfigError(f"the {self.name} backend runs fp32, channels-first, uncompiled only (got precision="
@@ -196,7 +196,7 @@ class Backend(ABC):
         evaluate, and the backend to run it with (the one of the device it lives on). The model's ``holdable``
         says whether its draws can be held (rna-core's randomness or none) and its controller's ``is_random``
         whether it is random (detected on ``probe`` images for randomness rna-core does not draw)."""
-        raise NotImplementedError(f"the {self.name} backend cannot adopt a user's model yet")
+        raise NotImplementedError(f"the {self.name} backend cannot adopt a user's model")
 
     def attack(self, model: Any, x: Any, y: Any, spec: AttackSpec, rng: np.random.Generator) -> Any:
         """Adversarial examples for ``spec`` in the model's current mode and path policy; every random number
