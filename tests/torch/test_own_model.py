@@ -124,37 +124,20 @@ def test_state_dict_round_trips_through_safetensors(tmp_path):
         torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
 
 
-def _ddp_worker(rank: int, port: int, out: str) -> None:
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    torch.manual_seed(0)
-    model = randomize(UserResNet18(), "bn+in", seed=5)
-    ddp = DistributedDataParallel(model, find_unused_parameters=True)
-    opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
-    g = torch.Generator().manual_seed(10 + rank)
-    for _ in range(2):
-        x, y = torch.rand(4, 3, 16, 16, generator=g), torch.randint(0, 10, (4,), generator=g)
-        opt.zero_grad()
-        F.cross_entropy(ddp(x), y).backward()
-        opt.step()
-    torch.save({k: v.detach().clone() for k, v in model.named_parameters()}, f"{out}/rank{rank}.pt")
-    dist.destroy_process_group()
-
-
 def test_ddp_wraps_a_randomized_module(tmp_path):
-    """Two gloo processes with the same seed draw the same paths, so DDP's averaged gradients keep the replicas'
-    parameters identical after every step (running statistics are rank 0's from each forward on, DDP's
+    """Two gloo processes (torchrun) with the same seed draw the same paths, so DDP's averaged gradients keep the
+    replicas' parameters identical after every step (running statistics are rank 0's from each forward on, DDP's
     broadcast_buffers)."""
-    import socket
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    worker = Path(__file__).parents[1] / "workers" / "ddp_user_model.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(worker), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
