@@ -108,6 +108,9 @@ def randomize(cell: nn.Cell, norms: str = "bn+in", layer_free: bool = True, seed
 
 
 class Adopted(nn.Cell):
+    """Any classifier cell seen as rna-core's ``Network`` (see the module docstring); ``holdable``: its draws can be
+    held (rna-core's randomness, or none)."""
+
     def __init__(self, cell: nn.Cell, num_classes: int, in_channels: int, random: bool, graph_mode: bool,
                  world_size: int = 1) -> None:
         super().__init__()

@@ -2,7 +2,7 @@
 the core's training, attacks and evaluation drive any module (randomized by rna-core, deterministic, or random in
 its own way).
 
-``randomize(module, norms="bn+in")``: every ``nn.BatchNorm2d`` (and, with ``types``, ``nn.GroupNorm``) becomes a
+``randomize(module, norms="bn+in")``: every ``nn.BatchNorm2d`` (with ``replace``, also ``nn.GroupNorm``) becomes a
 ``NormSlot`` whose candidates are built for its channels; the BN candidate takes the layer's weight, bias and
 running statistics. A forward pre-hook on the module asks the controller for the draw of each forward, so the
 result stays an ordinary ``nn.Module`` (``.to()``, ``state_dict``, DDP, torchattacks, the user's own loop) that is
