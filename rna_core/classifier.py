@@ -132,9 +132,10 @@ def framework_of(model: Any) -> str:
 
 def adopt(model: Any, num_classes: int, in_channels: int, probe: np.ndarray | None = None,
           backend: str | Backend | None = None) -> Classifier:
-    """A user's own classifier (a torch ``nn.Module`` mapping [0, 1] images to logits; randomized by
-    ``rna_core.torch.randomize``, deterministic, or random in its own way) as a Classifier: rna-core's training,
-    attacks and evaluation run on it. ``probe`` images let the backend detect randomness it does not draw."""
+    """A user's own classifier (a torch ``nn.Module`` or MindSpore ``nn.Cell`` mapping [0, 1] images to logits;
+    randomized by ``rna_core.torch.randomize`` / ``rna_core.mindspore.randomize``, deterministic, or random in its
+    own way) as a Classifier: rna-core's training, attacks and evaluation run on it. ``probe`` images let the
+    backend detect randomness it does not draw."""
     be = get_backend(backend or framework_of(model))
     adopted, be = be.adopt(model, num_classes, in_channels, probe)
     arch = {"name": adopted.graph.name, "num_classes": num_classes, "in_channels": in_channels}
