@@ -24,7 +24,7 @@ from rna_core.controller import DrawController, UnheldController
 from rna_core.models import graph as g
 from rna_core.paths import PathSpace
 
-from .layers import NormSlot, unique_parameter_names
+from .layers import NormSlot, candidate_owners, unique_parameter_names, used_mask
 from .programs import Programs
 
 
@@ -128,7 +128,7 @@ class Adopted(nn.Cell):
         self.graph_mode = graph_mode
         self.programs = Programs(self, graph_mode, world_size)
         self.last_path = np.zeros(self.controller.space.num_layers, np.int64)
-        self.param_slots = self._param_slots()
+        self.param_slots = candidate_owners(self)
 
     def construct(self, x, draw):
         if self.graph_mode or not self.ours:
@@ -150,23 +150,9 @@ class Adopted(nn.Cell):
             return ms.mutable((Tensor(self.last_path.astype(np.int32)), noise))
         return self.last_path.astype(np.int32), noise
 
-    def _param_slots(self) -> np.ndarray:
-        """(n_trainable, 2): (slot, candidate) of each trainable parameter of a multi-candidate slot, else (-1, 0)."""
-        owner = {}
-        for _, cell in self.cells_and_names():
-            if isinstance(cell, NormSlot) and len(cell.keys) > 1:
-                for i, key in enumerate(cell.keys):
-                    owner.update({id(p): (cell.slot, i) for p in getattr(cell, key).trainable_params()})
-        return np.array([owner.get(id(p), (-1, 0)) for p in self.trainable_params()], np.int64).reshape(-1, 2)
-
     def param_mask(self, path=None) -> np.ndarray:
-        """1 for the parameters the last draw's forward used, 0 for the candidates it did not select."""
-        path = self.last_path if path is None else np.asarray(path)
-        slot, cand = self.param_slots[:, 0], self.param_slots[:, 1]
-        mask = np.ones(len(slot), np.float32)
-        rna = slot >= 0
-        mask[rna] = path[slot[rna]] == cand[rna]
-        return mask
+        """``layers.used_mask`` for ``path`` (default: the last draw's)."""
+        return used_mask(self.param_slots, self.last_path if path is None else path)
 
 
 def differs_between_forwards(cell: nn.Cell, x: Tensor, tries: int = 3) -> bool:

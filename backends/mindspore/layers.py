@@ -178,6 +178,27 @@ class NormSlot(nn.Cell):
         return self.choices[int(draw[0][self.slot])](x, draw)
 
 
+def candidate_owners(cell: nn.Cell) -> np.ndarray:
+    """(n_trainable, 2): (slot, candidate) of each trainable parameter of ``cell`` that belongs to a
+    multi-candidate RNA slot, else (-1, 0); rows in ``cell.trainable_params()`` order."""
+    owner = {}
+    for _, child in cell.cells_and_names():
+        if isinstance(child, NormSlot) and len(child.keys) > 1:
+            for i, key in enumerate(child.keys):
+                owner.update({id(p): (child.slot, i) for p in getattr(child, key).trainable_params()})
+    return np.array([owner.get(id(p), (-1, 0)) for p in cell.trainable_params()], np.int64).reshape(-1, 2)
+
+
+def used_mask(owners: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """float32 (n_trainable,): 1 where the forward on ``path`` uses the parameter, 0 for the candidates it did not
+    select (``owners`` from ``candidate_owners``; see ``optimizer.MaskedSGD``)."""
+    slot, cand = owners[:, 0], owners[:, 1]
+    rna = slot >= 0
+    mask = np.ones(len(slot), np.float32)
+    mask[rna] = np.asarray(path)[slot[rna]] == cand[rna]
+    return mask
+
+
 class RandomWeight(nn.Cell):
     """CTRW's random weight (Eq. 4): x * (mu + sigma * eps), mu and sigma (shape ``shape``, initialised to 1)
     trainable, eps = draw[1][offset : offset + size] reshaped; broadcast over the batch."""

@@ -16,7 +16,15 @@ from rna_core.controller import DrawController
 from rna_core.models import graph as g
 from rna_core.norms import parse_norms
 
-from .layers import BatchGroupNorm, NormSlot, RandomConv, RandomWeight, unique_parameter_names
+from .layers import (
+    BatchGroupNorm,
+    NormSlot,
+    RandomConv,
+    RandomWeight,
+    candidate_owners,
+    unique_parameter_names,
+    used_mask,
+)
 from .programs import Programs
 
 _PLAIN_BN = parse_norms("bn")
@@ -60,6 +68,7 @@ class Seq(nn.Cell):
         for name, cell in children:
             self.insert_child_to_cell(name, cell)
         self.takes_draw = True
+        self.amp = False  # mixed precision (set on the network only): the output cast back to float32
 
     def construct(self, x, draw):
         for i in range(len(self.names)):
@@ -67,6 +76,8 @@ class Seq(nn.Cell):
                 x = getattr(self, self.names[i])(x, draw)
             else:
                 x = getattr(self, self.names[i])(x)
+        if self.amp:
+            x = x.astype(ms.float32)
         return x
 
 
@@ -112,9 +123,8 @@ class Network(Seq):
             if isinstance(cell, BatchGroupNorm) and name in offsets:
                 cell.offset = offsets[name]
         self.programs = Programs(self, graph_mode, world_size)
-        self.param_slots = self._param_slots()
+        self.param_slots = candidate_owners(self)
         self.last_path = np.zeros(graph.num_slots, np.int64)
-        self.amp = False
         self.loss_scale = 1.0
 
     def mixed_precision(self, dtype, loss_scale: float) -> None:
@@ -131,35 +141,9 @@ class Network(Seq):
                 cell.float_in = True
         self.amp, self.loss_scale = True, loss_scale
 
-    def construct(self, x, draw):
-        for i in range(len(self.names)):
-            if self.flags[i]:
-                x = getattr(self, self.names[i])(x, draw)
-            else:
-                x = getattr(self, self.names[i])(x)
-        if self.amp:
-            x = x.astype(ms.float32)
-        return x
-
-    def _param_slots(self) -> np.ndarray:
-        """(n_trainable, 2): (slot, candidate) of each trainable parameter of a multi-candidate RNA slot, else
-        (-1, 0); rows in ``trainable_params()`` order."""
-        owner = {}
-        for _, cell in self.cells_and_names():
-            if isinstance(cell, NormSlot) and len(cell.keys) > 1:
-                for i, key in enumerate(cell.keys):
-                    owner.update({id(p): (cell.slot, i) for p in getattr(cell, key).trainable_params()})
-        return np.array([owner.get(id(p), (-1, 0)) for p in self.trainable_params()], np.int64).reshape(-1, 2)
-
     def param_mask(self, path: np.ndarray | None = None) -> np.ndarray:
-        """float32 (n_trainable,): 1 where the forward on ``path`` (default: the last draw's) uses the parameter,
-        0 for the candidates it did not select (see ``optimizer.MaskedSGD``)."""
-        path = self.last_path if path is None else np.asarray(path)
-        slot, cand = self.param_slots[:, 0], self.param_slots[:, 1]
-        rna = slot >= 0
-        mask = np.ones(len(slot), np.float32)
-        mask[rna] = path[slot[rna]] == cand[rna]
-        return mask
+        """``layers.used_mask`` for ``path`` (default: the last draw's)."""
+        return used_mask(self.param_slots, self.last_path if path is None else path)
 
     def next_draw(self) -> tuple[Tensor | np.ndarray, Tensor]:
         """(path, noise) of the next forward (a model without random weights gets a 1-element noise). GRAPH_MODE:
