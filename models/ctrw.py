@@ -102,3 +102,20 @@ def random_weights(graph: Graph) -> dict[str, RandomWeight]:
         elif isinstance(node, Conv) and node.random is not None:
             out[f"{name}.random"] = node.random
     return out
+
+
+def user_weight_shape(where: str, target: str | None, features: int | None,
+                      input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Shape of CTRW's random weight on a user's own model (``randomize(..., random_weight=where)``): the image's
+    (C, H, W) = ``input_shape`` at the input (``where="input"``) or before a named convolution (``target="conv"``),
+    (``features``,) before a named linear / dense layer (``target="linear"``). ``target`` is otherwise the named
+    layer's class name, refused."""
+    if where == "input" or target == "conv":
+        if input_shape is None or len(input_shape) != 3:
+            raise ValueError(f"random_weight={where!r} weights a (C, H, W) map: give input_shape=(C, H, W) (of "
+                             f"{'the image' if where == 'input' else 'that layer’s input'}), got {input_shape!r}")
+        return tuple(int(v) for v in input_shape)
+    if target == "linear":
+        return (int(features),)
+    raise ValueError(f"random_weight={where!r} is a {target}; a named target must be a linear / dense layer (its "
+                     "input features are weighted) or a convolution (its input map)")

@@ -22,6 +22,17 @@ import math
 
 import numpy as np
 
+# The paper's CIFAR bounds at position 0 (A = 1 / |alpha| = 1000, B ~ 2400 from Lemma 2, over 3 x 32 x 32 entries)
+# per entry: the rule by which the bundled quick-ctrw recipe and a user's random weight scale them to their size.
+CIFAR_BOUNDS_PER_ENTRY = (1000.0 / 3072, 2400.0 / 3072)
+
+
+def scaled_sigma_bounds(entries: int) -> tuple[float, float]:
+    """[A, B] on sum(sigma) for a random weight of ``entries`` entries: ``CIFAR_BOUNDS_PER_ENTRY`` times its size."""
+    if entries < 1:
+        raise ValueError(f"a random weight needs at least one entry, got {entries}")
+    return CIFAR_BOUNDS_PER_ENTRY[0] * entries, CIFAR_BOUNDS_PER_ENTRY[1] * entries
+
 
 def normal_cdf(z: float | np.ndarray) -> float | np.ndarray:
     """F(z) = (1 + erf(z / sqrt 2)) / 2, the standard normal CDF."""

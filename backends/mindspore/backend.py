@@ -133,10 +133,10 @@ class MindSporeBackend(Backend):
 
     @staticmethod
     def _named(model: Network) -> dict[str, ms.Parameter]:
-        """The model's state under canonical names: every parameter but a randomized user cell's path
-        (``foreign.randomize``); an adopted cell's names without the wrapper's ``module.`` (as on torch)."""
+        """The model's state under canonical names; an adopted cell's names without the wrapper's ``module.`` (as on
+        torch)."""
         prefix = "module." if isinstance(model, Adopted) else ""
-        return {k.removeprefix(prefix): p for k, p in model.parameters_and_names() if not k.endswith("rna_path")}
+        return {k.removeprefix(prefix): p for k, p in model.parameters_and_names()}
 
     def get_state(self, model: Network, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         own = self._named(model)

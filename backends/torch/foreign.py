@@ -22,19 +22,16 @@ import torch
 from torch import nn
 
 from rna_core.apart import BNLayout
+from rna_core.bounds import scaled_sigma_bounds
 from rna_core.controller import Draw, DrawController, UnheldController
 from rna_core.models import graph as g
+from rna_core.models.ctrw import user_weight_shape
 from rna_core.paths import PathSpace
 
 from .layers import BatchNorm, NormSlot, PathState, RandomWeight
 from .network import to_device
 
 SLOT_TYPES = {"bn": (nn.BatchNorm2d,), "gn": (nn.GroupNorm,)}
-
-
-# CTRW's CIFAR bounds on sum(sigma) at the input (A = 1 / |alpha| = 1000, B ~ 2400 from Lemma 2, over 3 x 32 x 32
-# entries), per entry: a random weight of m entries gets A m / 3072 and B m / 3072, as the bundled quick-ctrw recipe.
-CTRW_PER_ENTRY = (1000.0 / 3072, 2400.0 / 3072)
 
 
 def _draw(module: nn.Module, args: tuple) -> None:
@@ -64,10 +61,11 @@ def randomize(module: nn.Module, norms: str | None = "bn+in", layer_free: bool =
     seeded by ``seed``; ``layer_free=False`` ties every layer to one choice; ``norms=None`` leaves the layers).
 
     ``random_weight``: CTRW's random weight x * (mu + sigma eps) (Eq. 4) on the module's input (``"input"``,
-    position 0, shape ``input_shape`` = (C, H, W)) or on the input of the named submodule, e.g. the classifier
-    head (``"fc"``: an nn.Linear, shape (in_features,)); registered as ``rna_random_weight`` (mu, sigma initialised
-    to 1), its eps drawn with the path. ``rna_sigma_bounds`` holds the CIFAR bounds [A, B] scaled to its size
-    (``CTRW_PER_ENTRY``), for the recipe's ``sigma_lower`` / ``sigma_upper``.
+    position 0, shape ``input_shape`` = (C, H, W)) or on the input of the named submodule: the classifier head
+    (``"fc"``: an nn.Linear, shape (in_features,)) or a convolution (shape ``input_shape``, its input's; the first
+    convolution weights what ``"input"`` does); registered as ``rna_random_weight`` (mu, sigma initialised to 1), its
+    eps drawn with the path. ``rna_sigma_bounds`` holds the CIFAR bounds [A, B] scaled to its size
+    (``rna_core.bounds.scaled_sigma_bounds``), for the recipe's ``sigma_lower`` / ``sigma_upper``.
 
     In place; returns the module, which carries ``rna_controller`` (the sampling policies: ``frozen()``,
     ``fixed(draw)``) and ``rna_space``."""
@@ -103,8 +101,7 @@ def randomize(module: nn.Module, norms: str | None = "bn+in", layer_free: bool =
     if weight is not None:
         target = module if random_weight == "input" else module.get_submodule(random_weight)
         target.register_forward_pre_hook(_times_random_weight(weight))
-        m = math.prod(weight.shape)
-        module.rna_sigma_bounds = (CTRW_PER_ENTRY[0] * m, CTRW_PER_ENTRY[1] * m)
+        module.rna_sigma_bounds = scaled_sigma_bounds(math.prod(weight.shape))
     return module
 
 
@@ -112,19 +109,15 @@ def _random_weight(module: nn.Module, where: str | None, input_shape, state: Pat
     """CTRW's random weight for ``where`` (``input`` or a submodule's name), registered on ``module``."""
     if where is None:
         return None
-    if where == "input":
-        if input_shape is None or len(input_shape) != 3:
-            raise ValueError(f"random_weight='input' needs input_shape=(C, H, W), got {input_shape!r}")
-        shape = tuple(int(v) for v in input_shape)
-    else:
+    target = None
+    if where != "input":
         try:
-            head = module.get_submodule(where)
+            target = module.get_submodule(where)
         except AttributeError:
             raise ValueError(f"random_weight={where!r}: the module has no submodule of that name") from None
-        if not isinstance(head, nn.Linear):
-            raise ValueError(f"random_weight={where!r} is a {type(head).__name__}; a named target must be an "
-                             "nn.Linear (its input features are weighted)")
-        shape = (head.in_features,)
+    kind = ("linear" if isinstance(target, nn.Linear) else "conv" if isinstance(target, nn.Conv2d)
+            else type(target).__name__)
+    shape = user_weight_shape(where, kind, getattr(target, "in_features", None), input_shape)
     weight = RandomWeight(shape, 0, state)
     held = next(module.parameters(), None)
     if held is not None:

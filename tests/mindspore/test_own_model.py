@@ -124,3 +124,74 @@ def test_randomized_cell_draws_per_forward_trains_and_compiles_once(mode, tmp_pa
             for _ in range(3):
                 be.logits(clf.model, be.tensor(np.zeros((32, 1, 28, 28), np.float32)))
         assert len(paths) == 3 and len(ms_api.ms_compile_cache) == compiled
+
+
+@pytest.mark.parametrize("mode", ["graph", "pynative"])
+def test_apart_step_on_a_users_bn_cell_equals_the_builtin_one(mode):
+    """APART and APART-SAM on a hand-written BN ResNet-18 cell made perturbable by ``randomize(c, "bn")``: the same
+    two-pass update as on the built-in graph with the same weights, batch and random numbers."""
+    import numpy as np
+
+    from rna_core.algorithms import step_apart
+    from rna_core.backend import SGDConfig
+    from rna_core.classifier import adopt, build_classifier
+    from rna_core.mindspore import randomize
+    from rna_core.recipes import get_recipe
+
+    be = get_backend("mindspore", mode=mode)
+    builtin = build_classifier({"name": "resnet18", "num_classes": 10, "in_channels": 3, "width": 4}, "bn", True,
+                               be, np.random.default_rng(0), 0)
+    mine = adopt(randomize(MsResNet18(), "bn", graph_mode=mode == "graph"), 10, 3, backend=be)
+    theirs, ours = be.get_state(builtin.model), be.get_state(mine.model)
+    assert [v.shape for v in theirs.values()] == [v.shape for v in ours.values()]
+    be.set_state(mine.model, dict(zip(ours, theirs.values(), strict=True)))
+    assert mine.bn_layout.size == builtin.bn_layout.size and not mine.controller.is_random
+    recipe = get_recipe("quick-apart", batch_size=16, apart_groups=4)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 3, 16, 16), dtype=np.float32), rng.integers(0, 10, 16)
+    for sam in (False, True) if mode == "graph" else (False,):  # SAM's weight shift is the same code in both
+        for clf in (builtin, mine):
+            opt = be.make_optimizer(clf.model, SGDConfig(0.1))
+            res = step_apart(clf, opt, x, y, recipe, np.random.default_rng(1), sam=sam)
+            assert np.isfinite(res.loss)
+        for a, b in zip(be.get_state(builtin.model).values(), be.get_state(mine.model).values(), strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_ctrw_random_weight_on_a_users_cell(tmp_path):
+    """CTRW's random weight before the head or the first convolution of a user's cell: fresh noise in every
+    forward (compiled: one graph), the first convolution's input weighted as the eager "input" hook weights it,
+    bounds scaled to its size, and ``method="ctrw"`` keeps sum(sigma) inside them while training."""
+    import numpy as np
+    from mindspore import Tensor
+
+    from rna_core.classifier import adopt
+    from rna_core.mindspore import randomize
+
+    graph = get_backend("mindspore", mode="graph")
+    head = adopt(randomize(MsResNet18(in_channels=1), None, random_weight="fc", graph_mode=True), 10, 1,
+                 backend=graph)
+    assert head.model.module.rna_random_weight.sigma.shape == (32,) and head.sigma_names == [
+        "rna_random_weight.sigma"]
+    x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    graph.set_training(head.model, False)
+    assert not np.array_equal(*(graph.numpy(graph.logits(head.model, graph.tensor(x))) for _ in range(2)))
+    eager = randomize(MsResNet18(in_channels=1), "bn+in", random_weight="input", input_shape=(1, 28, 28), seed=3)
+    first = randomize(MsResNet18(in_channels=1), "bn+in", random_weight="conv1", input_shape=(1, 28, 28), seed=3)
+    for (_, a), (_, b) in zip(eager.parameters_and_names(), first.parameters_and_names(), strict=True):
+        b.set_data(a.value().copy())
+    eager.set_train(False)
+    first.set_train(False)
+    np.testing.assert_allclose(first(Tensor(x)).asnumpy(), eager(Tensor(x)).asnumpy(), rtol=1e-5, atol=1e-6)
+    lo, hi = first.rna_sigma_bounds
+    assert (lo, hi) == pytest.approx((1000 * 784 / 3072, 2400 * 784 / 3072))
+    model = randomize(MsResNet18(in_channels=1), "bn+in", random_weight="conv1", input_shape=(1, 28, 28),
+                      graph_mode=True)
+    rna_core.train("quick-ctrw", backend=graph, model=model, out_dir=tmp_path, progress=False, epochs=1,
+                   train_samples=128, eval_samples=32, eval_attack=None, eval_answers=2, sigma_lower=lo,
+                   sigma_upper=hi)
+    assert lo - 1e-3 <= float(model.rna_random_weight.sigma.asnumpy().sum()) <= hi + 1e-3
+    with pytest.raises(ValueError, match="compiled cell cannot run"):
+        randomize(MsResNet18(), random_weight="input", input_shape=(3, 32, 32), graph_mode=True)
+    with pytest.raises(ValueError, match="must be a linear"):
+        randomize(MsResNet18(), None, random_weight="bn1")

@@ -1,6 +1,7 @@
 """The two randomized user models agree: the hand-written ResNet-18 of the torch tests (an nn.Module) and of the
-MindSpore tests (an nn.Cell), each randomized by its framework's ``randomize``, on the same weights, input and path
-give the same logits (eval and train mode) and input gradients, in both MindSpore modes."""
+MindSpore tests (an nn.Cell), each randomized by its framework's ``randomize`` (RNA slots and CTRW's random weight
+before the first convolution), on the same weights, input and draw (path and noise) give the same logits (eval and
+train mode) and input gradients, in both MindSpore modes."""
 
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ def _load(relative: str):
 @pytest.mark.parametrize("mode", ["graph", "pynative"])
 @pytest.mark.parametrize("training", [False, True])
 def test_randomized_user_models_agree(mode, training):
-    user_torch = torch_randomize(_load("torch/test_own_model.py").UserResNet18(), "bn+in", seed=0)
-    cell = ms_randomize(_load("mindspore/test_own_model.py").MsResNet18(), "bn+in", seed=0, graph_mode=mode == "graph")
+    weight = {"random_weight": "conv1", "input_shape": (3, 16, 16)}  # CTRW's random weight on the image
+    user_torch = torch_randomize(_load("torch/test_own_model.py").UserResNet18(), "bn+in", seed=0, **weight)
+    cell = ms_randomize(_load("mindspore/test_own_model.py").MsResNet18(), "bn+in", seed=0, graph_mode=mode == "graph",
+                        **weight)
     tb, mb = get_backend("torch", device="cpu"), get_backend("mindspore", mode=mode)
     a, b = adopt(user_torch, 10, 3, backend=tb), adopt(cell, 10, 3, backend=mb)
     ta, sb = tb.get_state(a.model), mb.get_state(b.model)

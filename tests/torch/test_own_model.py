@@ -223,7 +223,14 @@ def test_ctrw_random_weight_on_a_users_module(tmp_path):
                    eval_samples=64, eval_attack=None, eval_answers=2, sigma_lower=lo, sigma_upper=hi)
     total = float(model.rna_random_weight.sigma.detach().sum())
     assert lo - 1e-3 <= total <= hi + 1e-3
+    first = randomize(UserResNet18(in_channels=1), "bn+in", random_weight="conv1", input_shape=(1, 28, 28))
+    first.load_state_dict(model.state_dict())
+    model.rna_controller.rng, first.rna_controller.rng = np.random.default_rng(3), np.random.default_rng(3)
+    with torch.no_grad():  # the first convolution's input is the image: the same weight as at "input"
+        torch.testing.assert_close(first.eval()(x), model.eval()(x))
     with pytest.raises(ValueError, match="input_shape"):
         randomize(UserResNet18(), random_weight="input")
-    with pytest.raises(ValueError, match="must be an nn.Linear"):
+    with pytest.raises(ValueError, match="input_shape"):
         randomize(UserResNet18(), random_weight="conv1")
+    with pytest.raises(ValueError, match="must be a linear"):
+        randomize(UserResNet18(), norms=None, random_weight="bn1")
