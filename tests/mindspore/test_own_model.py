@@ -195,3 +195,23 @@ def test_ctrw_random_weight_on_a_users_cell(tmp_path):
         randomize(MsResNet18(), random_weight="input", input_shape=(3, 32, 32), graph_mode=True)
     with pytest.raises(ValueError, match="must be a linear"):
         randomize(MsResNet18(), None, random_weight="bn1")
+
+
+def test_mindcv_model_randomized_and_trained(tmp_path):
+    """The README's mindcv snippet, small: a mindcv ResNet-18 randomized (its 20 BN cells become slots, the BN
+    candidate keeping their statistics) and trained and evaluated by rna-core (eagerly, to keep the test short)."""
+    import numpy as np
+
+    models = pytest.importorskip("mindcv.models")
+    from rna_core.backends.mindspore.network import Normalize
+    from rna_core.mindspore import randomize
+
+    net = models.create_model("resnet18", num_classes=10, in_channels=1)
+    moving = net.bn1.moving_variance.asnumpy().copy()
+    cell = nn.SequentialCell([Normalize((0.286,), (0.353,)), net])
+    randomize(cell, "bn+in", seed=0)
+    assert cell.rna_space.num_layers == 20 and np.array_equal(net.bn1.bn.running_var.asnumpy(), moving)
+    result = rna_core.train("quick", backend=get_backend("mindspore", mode="pynative"), model=cell, out_dir=tmp_path,
+                            progress=False, epochs=1, train_samples=32, batch_size=16, train_attack=pgd(1),
+                            eval_samples=16, eval_attack=pgd(1), eval_answers=2, eval_eot=1)
+    assert result.final["randomness"] == "rna-core" and 0 <= result.final["clean"] <= 1
