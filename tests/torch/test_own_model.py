@@ -234,3 +234,22 @@ def test_ctrw_random_weight_on_a_users_module(tmp_path):
         randomize(UserResNet18(), random_weight="conv1")
     with pytest.raises(ValueError, match="must be a linear"):
         randomize(UserResNet18(), norms=None, random_weight="bn1")
+
+
+def test_torchvision_model_randomized_and_trained(tmp_path):
+    """The README's torchvision snippet, small, where torchvision imports (not a dependency: its PyPI wheel is a
+    CUDA build that fails to import on the CPU torch of CI, where this test is skipped with the reason)."""
+    try:
+        import torchvision
+    except Exception as err:  # not installed, or installed for another torch build (RuntimeError at import)
+        pytest.skip(f"torchvision does not import here: {type(err).__name__}: {err}")
+    from rna_core.backends.torch.network import Normalize
+
+    net = torchvision.models.resnet18(num_classes=10)
+    net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)  # the bundled images have one channel
+    model = randomize(nn.Sequential(Normalize((0.286,), (0.353,)), net), "bn+in", seed=0)
+    assert model.rna_space.num_layers == 20 and "1.layer1.0.bn1.in.weight" in model.state_dict()
+    result = rna_core.train("quick", model=model, out_dir=tmp_path, progress=False, epochs=1, train_samples=32,
+                            batch_size=16, train_attack=pgd(1), eval_samples=16, eval_attack=pgd(1), eval_answers=2,
+                            eval_eot=1)
+    assert result.final["randomness"] == "rna-core" and 0 <= result.final["clean"] <= 1
