@@ -34,7 +34,8 @@ from rna_core.models import graph as g
 from rna_core.models.ctrw import user_weight_shape
 from rna_core.paths import PathSpace
 
-from .layers import NormSlot, RandomWeight, candidate_owners, unique_parameter_names, used_mask
+from .layers import BatchGroupNorm, NormSlot, RandomWeight, candidate_owners, unique_parameter_names, used_mask
+from .network import half_precision
 from .programs import Programs
 
 
@@ -69,6 +70,8 @@ class ForeignSlot(NormSlot):
         _share(self, shared)
 
     def construct(self, x):
+        if self.float_in:
+            x = x.astype(ms.float32)
         draw = (self.rna_path, self.rna_noise)
         if self.shared.bn is not None:  # a constant when compiled: the perturbed programs compile their own graph
             draw = (self.rna_path, self.rna_noise, self.rna_delta, self.shared.bn[0], self.shared.bn[1])
@@ -245,6 +248,7 @@ class Adopted(nn.Cell):
         self.graph = g.Graph(f"adopted:{type(cell).__name__}", g.Seq(()), self.controller.space.num_layers,
                              in_channels, num_classes)
         self.bn_layout = getattr(cell, "rna_bn_layout", BNLayout((), (), ()))
+        self.amp = False
         self.sigma_names = ["rna_random_weight.sigma"] if hasattr(cell, "rna_sigma_bounds") else []
         self.loss_scale = 1.0
         self.graph_mode = graph_mode
@@ -254,11 +258,31 @@ class Adopted(nn.Cell):
 
     def construct(self, x, draw):
         if self.graph_mode or not self.ours:
-            return self.module(x)
-        self.module.rna_shared.external = True  # eager: the path is this forward's draw, not the hook's
-        out = self.module(x)
-        self.module.rna_shared.external = False
+            out = self.module(x)
+        else:
+            self.module.rna_shared.external = True  # eager: the path is this forward's draw, not the hook's
+            out = self.module(x)
+            self.module.rna_shared.external = False
+        if self.amp:
+            out = out.astype(ms.float32)
         return out
+
+    def mixed_precision(self, dtype, loss_scale: float) -> None:
+        """``Network.mixed_precision`` for the user's cell: its Conv2d / Dense cells in ``dtype``, rna-core's slots
+        and the output in float32, the training loss scaled by ``loss_scale``."""
+        half_precision(self, dtype)
+        self.amp, self.loss_scale = True, loss_scale
+
+    def synchronize_batch_norm(self, world_size: int) -> None:
+        """SyncBN for the BN candidates of a randomized cell (the layers of ``bn_layout``), as a built network's."""
+        if self.programs.built:
+            raise RuntimeError("enable SyncBN before the first compiled step")
+        if not self.bn_layout.names:
+            raise ValueError("sync_bn: only rna-core's BN layers synchronize; randomize the cell first "
+                             "(randomize(cell, 'bn') keeps it a BN model)")
+        for _, cell in self.module.cells_and_names():
+            if isinstance(cell, BatchGroupNorm) and cell.offset >= 0:
+                cell.synchronize(world_size)
 
     def next_draw(self):
         """The draw of the next forward, written where the cell's slots read it (a placeholder for a cell whose

@@ -105,6 +105,18 @@ class Residual(nn.Cell):
         return ops.relu(y) if self.post_relu else y
 
 
+def half_precision(model: nn.Cell, dtype) -> None:
+    """The cell part of ``Network.mixed_precision``: convolutions and dense layers of ``model`` compute in ``dtype``,
+    its RNA slots normalize in float32. Before the model's first compiled program."""
+    if model.programs.built:
+        raise RuntimeError("set the precision before the first compiled program")
+    for _, cell in model.cells_and_names():
+        if isinstance(cell, nn.Conv2d | nn.Dense):
+            cell.to_float(dtype)
+        elif isinstance(cell, NormSlot):
+            cell.float_in = True
+
+
 class Network(Seq):
     """A built graph: ``construct(x, draw)``, draw = (path int32 (L,), noise float32) from ``next_draw()``
     (the controller's draw for the forward that starts). ``programs`` holds its compiled functions."""
@@ -132,13 +144,7 @@ class Network(Seq):
         normalization slots, the output and the loss in float32; the training loss is scaled by ``loss_scale``
         (a static scale, as MindSpore's FixedLossScaleManager) and the gradients unscaled. Before the first
         compiled program."""
-        if self.programs.built:
-            raise RuntimeError("set the precision before the first compiled program")
-        for _, cell in self.cells_and_names():
-            if isinstance(cell, nn.Conv2d | nn.Dense):
-                cell.to_float(dtype)
-            elif isinstance(cell, NormSlot):
-                cell.float_in = True
+        half_precision(self, dtype)
         self.amp, self.loss_scale = True, loss_scale
 
     def param_mask(self, path: np.ndarray | None = None) -> np.ndarray:

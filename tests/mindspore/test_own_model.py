@@ -1,9 +1,12 @@
-"""``rna_core.evaluate`` on a user's own MindSpore cell, in both modes: a deterministic cell is attacked white-box
-and told so; a cell with dropout at inference is detected as random and scored with EOT and fresh answers, the
-held-draw protocols named as skipped."""
+"""A user's own MindSpore cell, in both modes: ``rna_core.evaluate`` attacks a deterministic cell white-box and
+says so, detects a cell with dropout at inference as random (EOT and fresh answers, the held-draw protocols named
+as skipped); ``rna_core.mindspore.randomize`` makes a cell's BN layers RNA slots that rna-core trains (one compiled
+graph for every path), runs APART on it as on the built-in graph, adds CTRW's random weight, and takes fp16; a
+mindcv model goes the same way."""
 
 from __future__ import annotations
 
+import mindspore as ms
 import pytest
 from mindspore import nn, ops
 
@@ -215,3 +218,28 @@ def test_mindcv_model_randomized_and_trained(tmp_path):
                             progress=False, epochs=1, train_samples=32, batch_size=16, train_attack=pgd(1),
                             eval_samples=16, eval_attack=pgd(1), eval_answers=2, eval_eot=1)
     assert result.final["randomness"] == "rna-core" and 0 <= result.final["clean"] <= 1
+
+
+def test_fp16_on_a_users_cell():
+    """``precision="fp16"`` on an adopted randomized cell: MindSpore's O2 as for the built networks (its Conv2d and
+    Dense cells in float16, rna-core's slots and the logits in float32), close to float32 on the same draw."""
+    import numpy as np
+
+    from rna_core.classifier import adopt
+    from rna_core.mindspore import randomize
+
+    be = get_backend("mindspore", mode="pynative")
+    full = adopt(randomize(MsResNet18(), "bn+in", seed=0), 10, 3, backend=be)
+    half = adopt(randomize(MsResNet18(), "bn+in", seed=0), 10, 3, backend=be)
+    be.set_state(half.model, be.get_state(full.model))
+    be.prepare(half.model, "fp16")
+    x = np.random.default_rng(1).random((4, 3, 12, 12), dtype=np.float32)
+    draw, outs = full.controller.draw(), []
+    for clf in (full, half):
+        be.set_training(clf.model, False)
+        with clf.controller.fixed(draw):
+            outs.append(be.numpy(be.logits(clf.model, be.tensor(x))))
+    assert outs[1].dtype == np.float32 and half.model.module.conv1.weight.dtype == ms.float32
+    assert 0 < np.abs(outs[1] - outs[0]).max() < 0.02 * np.abs(outs[0]).max()  # computed in half, close
+    with pytest.raises(ValueError, match="randomize the cell first"):
+        adopt(Linear(), 10, 1, backend=be).model.synchronize_batch_norm(2)
