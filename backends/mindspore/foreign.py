@@ -138,17 +138,24 @@ def _replace(cell: nn.Cell, name: str, new: nn.Cell) -> None:
         setattr(parent, child, new)
 
 
-def _bn_layout(cell: nn.Cell) -> BNLayout:
+def _bn_key(specs) -> str | None:
+    """The key of the BN candidate among ``specs`` (``bn`` or ``bn/na``), if any."""
+    return next((spec.key for spec in specs if spec.kind == "bn"), None)
+
+
+def _bn_layout(cell: nn.Cell, space: PathSpace) -> BNLayout:
     """APART's layout of the BN candidates in cell order (``rna_core.apart``; the torch twin's module order), each
     candidate told its offset."""
     names, channels, offsets, offset = [], [], [], 0
     for name, slot in cell.cells_and_names():
-        if isinstance(slot, ForeignSlot) and "bn" in slot.keys:
-            slot.bn.offset = offset
-            names.append(f"{name}.bn")
-            channels.append(slot.bn.channels)
+        key = _bn_key(space.candidates[slot.slot]) if isinstance(slot, ForeignSlot) else None
+        if key is not None:
+            bn = getattr(slot, key)
+            bn.offset = offset
+            names.append(f"{name}.{key}")
+            channels.append(bn.channels)
             offsets.append(offset)
-            offset += 2 * slot.bn.channels
+            offset += 2 * bn.channels
     return BNLayout(tuple(names), tuple(channels), tuple(offsets))
 
 
@@ -176,13 +183,13 @@ def randomize(cell: nn.Cell, norms: str | None = "bn+in", layer_free: bool = Tru
     space = PathSpace.uniform(norms, len(targets), layer_free) if targets else PathSpace.uniform("bn", 1)
     shape = _weight_shape(cell, random_weight, input_shape, graph_mode)
     noise_size = 0 if shape is None else int(np.prod(shape))
-    layout_size = sum(2 * bn.num_features for i, (_, bn) in enumerate(targets)
-                      if any(spec.kind == "bn" for spec in space.candidates[i]))
+    layout_size = sum(2 * bn.num_features for i, (_, bn) in enumerate(targets) if _bn_key(space.candidates[i]))
     shared = _Shared(space.num_layers, noise_size, layout_size)
     for i, (name, bn) in enumerate(targets):
         slot = ForeignSlot(bn.num_features, space.candidates[i], i, graph_mode, shared)
-        if "bn" in slot.keys:
-            target = slot.bn
+        key = _bn_key(space.candidates[i])
+        if key is not None:  # the BN candidate takes the layer's affine (if it has one) and moving statistics
+            target = getattr(slot, key)
             for mine, theirs in (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
                                  ("running_var", "moving_variance")):
                 if getattr(target, mine, None) is not None and getattr(bn, theirs, None) is not None:
@@ -201,7 +208,7 @@ def randomize(cell: nn.Cell, norms: str | None = "bn+in", layer_free: bool = Tru
     unique_parameter_names(cell)
     cell.rna_controller = DrawController(space, np.random.default_rng(seed), noise_size)
     cell.rna_space, cell.rna_shared, cell.rna_graph_mode = space, shared, graph_mode
-    cell.rna_bn_layout = _bn_layout(cell)
+    cell.rna_bn_layout = _bn_layout(cell, space)
     return cell
 
 

@@ -85,7 +85,7 @@ def randomize(module: nn.Module, norms: str | None = "bn+in", layer_free: bool =
     for i, (name, layer) in enumerate(targets):
         channels = layer.num_features if isinstance(layer, nn.BatchNorm2d) else layer.num_channels
         slot = NormSlot(channels, space.candidates[i], i, state)
-        _take_weights(slot, layer)
+        _take_weights(slot, space.candidates[i], layer)
         held = [*layer.parameters(), *layer.buffers()]
         if held:
             slot.to(held[0].device)
@@ -140,10 +140,11 @@ def _attach_bn(module: nn.Module, state: PathState) -> BNLayout:
 
 
 @torch.no_grad()
-def _take_weights(slot: NormSlot, layer: nn.Module) -> None:
+def _take_weights(slot: NormSlot, specs, layer: nn.Module) -> None:
     """The replaced layer's affine (and, for BN, running statistics) go to the candidate of its kind."""
-    key = "bn" if isinstance(layer, nn.BatchNorm2d) else next((k for k in slot.keys if k.startswith("gn")), None)
-    if key not in slot.keys:
+    kind = "bn" if isinstance(layer, nn.BatchNorm2d) else "gn"
+    key = next((spec.key for spec in specs if spec.kind == kind), None)
+    if key is None:
         return
     target = getattr(slot, key)
     if isinstance(layer, nn.GroupNorm) and getattr(target, "groups", None) != layer.num_groups:

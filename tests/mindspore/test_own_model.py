@@ -149,6 +149,11 @@ def test_apart_step_on_a_users_bn_cell_equals_the_builtin_one(mode):
     assert [v.shape for v in theirs.values()] == [v.shape for v in ours.values()]
     be.set_state(mine.model, dict(zip(ours, theirs.values(), strict=True)))
     assert mine.bn_layout.size == builtin.bn_layout.size and not mine.controller.is_random
+    plain = MsResNet18()
+    plain.bn1.moving_mean.set_data(ms.Tensor(np.full(4, 0.5, np.float32)))
+    na = randomize(plain, "bn/na+in", graph_mode=mode == "graph")  # no affine: the statistics, the layout
+    assert np.allclose(na.bn1.bn_na.running_mean.asnumpy(), 0.5)
+    assert na.rna_bn_layout.size == mine.bn_layout.size
     recipe = get_recipe("quick-apart", batch_size=16, apart_groups=4)
     rng = np.random.default_rng(0)
     x, y = rng.random((16, 3, 16, 16), dtype=np.float32), rng.integers(0, 10, 16)

@@ -91,6 +91,10 @@ def test_bn_candidate_keeps_the_replaced_layers_weights_and_statistics():
     randomize(model, "bn+in")
     assert torch.equal(model.bn1.bn.weight, weight) and torch.equal(model.bn1.bn.running_mean, mean)
     assert model.rna_space.num_layers == 20 and model.rna_space.size == 2**20
+    plain = UserResNet18()
+    plain.bn1.running_mean.copy_(mean)
+    randomize(plain, "bn/na+in")  # a BN candidate without affine keeps the statistics
+    assert torch.equal(plain.bn1.bn_na.running_mean, mean) and plain.rna_bn_layout.size > 0
     with pytest.raises(ValueError, match="randomized already"):
         randomize(model)
     with pytest.raises(ValueError, match="no BatchNorm2d"):
