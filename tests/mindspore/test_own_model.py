@@ -206,8 +206,9 @@ def test_ctrw_random_weight_on_a_users_cell(tmp_path):
 
 
 def test_mindcv_model_randomized_and_trained(tmp_path):
-    """The README's mindcv snippet, small: a mindcv ResNet-18 randomized (its 20 BN cells become slots, the BN
-    candidate keeping their statistics) and trained and evaluated by rna-core (eagerly, to keep the test short)."""
+    """The README's mindcv snippet, small: a mindcv ResNet-18 behind input normalization randomized (its 20 BN cells
+    become slots, the BN candidate keeping their statistics) and trained by rna-core (one step, eagerly, to keep the
+    test short; evaluation takes any cell, as tested above)."""
     import numpy as np
 
     models = pytest.importorskip("mindcv.models")
@@ -219,10 +220,11 @@ def test_mindcv_model_randomized_and_trained(tmp_path):
     cell = nn.SequentialCell([Normalize((0.286,), (0.353,)), net])
     randomize(cell, "bn+in", seed=0)
     assert cell.rna_space.num_layers == 20 and np.array_equal(net.bn1.bn.running_var.asnumpy(), moving)
+    before = net.conv1.weight.asnumpy().copy()
     result = rna_core.train("quick", backend=get_backend("mindspore", mode="pynative"), model=cell, out_dir=tmp_path,
-                            progress=False, epochs=1, train_samples=32, batch_size=16, train_attack=pgd(1),
-                            eval_samples=16, eval_attack=pgd(1), eval_answers=2, eval_eot=1)
-    assert result.final["randomness"] == "rna-core" and 0 <= result.final["clean"] <= 1
+                            progress=False, epochs=1, train_samples=16, batch_size=16, train_attack=pgd(1),
+                            eval_samples=8, evaluate_at_end=False)
+    assert np.isfinite(result.history[-1]["train_loss"]) and not np.array_equal(net.conv1.weight.asnumpy(), before)
 
 
 def test_fp16_on_a_users_cell():
