@@ -173,28 +173,13 @@ class BatchGroupNorm(_Affine):
 
     def forward(self, x: torch.Tensor, running: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Viewed as (N, G, C/G * H * W), BGN is BN over G channels: one fused kernel, the same statistics.
-        A channels_last input is normalized in its (N * H * W, G, C/G) view instead (no layout change).
+        A channels_last input is normalized in NCHW and given back channels_last (``_via_nchw``).
         ``running``: the (mean, var) buffers to read and update instead of the layer's own."""
-        running_mean, running_var = running or (self.running_mean, self.running_var)
         if _is_channels_last(x):
-            return self._forward_nhwc(x, running_mean, running_var)
+            return _via_nchw(self, x, running)
+        running_mean, running_var = running or (self.running_mean, self.running_var)
         xg = rearrange(x, "n (g c) h w -> n g (c h w)", g=self.groups)
         y = F.batch_norm(xg, running_mean, running_var, None, None, self.training, MOMENTUM, EPS).view_as(x)
-        return _affine(y, self.weight, self.bias)
-
-    def _forward_nhwc(self, x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        v = x.permute(0, 2, 3, 1).reshape(n * h * w, self.groups, c // self.groups).float()
-        if self.training:
-            var, mean = torch.var_mean(v, dim=(0, 2), correction=0)
-            count = v.numel() // self.groups
-            with torch.no_grad():
-                running_mean.lerp_(mean.detach(), MOMENTUM)
-                running_var.lerp_(var.detach() * (count / max(count - 1, 1)), MOMENTUM)
-        else:
-            mean, var = running_mean, running_var
-        y = (v - mean.view(1, -1, 1)) * torch.rsqrt(var.view(1, -1, 1) + EPS)
-        y = y.to(x.dtype).view(n, h, w, c).permute(0, 3, 1, 2)
         return _affine(y, self.weight, self.bias)
 
 
@@ -206,18 +191,21 @@ class GroupNorm(_Affine):
         self.groups = check_groups(groups, channels, "GN")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not _is_channels_last(x):
-            return F.group_norm(x, self.groups, self.weight, self.bias, EPS)
-        n, c, h, w = x.shape  # statistics per sample and group over the (H * W, C/G) block of the NHWC view
-        v = x.permute(0, 2, 3, 1).reshape(n, h * w, self.groups, c // self.groups).float()
-        var, mean = torch.var_mean(v, dim=(1, 3), correction=0, keepdim=True)
-        y = ((v - mean) * torch.rsqrt(var + EPS)).to(x.dtype).view(n, h, w, c).permute(0, 3, 1, 2)
-        return _affine(y, self.weight, self.bias)
+        if _is_channels_last(x):
+            return _via_nchw(self, x)
+        return F.group_norm(x, self.groups, self.weight, self.bias, EPS)
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
     """A 4-D tensor stored (N, H, W, C) (and not also NCHW-contiguous, as a 1 x 1 map or one channel is)."""
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _via_nchw(layer: nn.Module, x: torch.Tensor, *args) -> torch.Tensor:
+    """``layer`` on a channels_last ``x``: normalized in NCHW (the fused kernels), given back channels_last. Two
+    layout copies beat normalizing in the NHWC view with composite ops, measured on CPU (forward + backward, IN / BGN
+    at 32 x C x 32 x 32, C = 16 / 64: 2-4x in float32 and bfloat16)."""
+    return layer(x.contiguous(), *args).contiguous(memory_format=torch.channels_last)
 
 
 def _affine(y: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:

@@ -119,7 +119,7 @@ class Network(nn.Module):
 
         - ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast (logits are returned in float32, so losses
           and input gradients are taken in float32);
-        - ``channels_last``: convolution weights and the input stored NHWC (``layers`` keeps GN/IN/BGN in it);
+        - ``channels_last``: convolution weights and the input stored NHWC (``layers`` gives GN/IN/BGN back in it);
         - ``compile``: ``torch.compile`` (``compiler`` backend) of the network's body; the RNA slots switch to
           their one-hot form (``NormSlot``), so one graph serves every path (the path is drawn in ``forward``,
           outside the compiled body, and enters it as a tensor). Graphs are specialised on the batch shape,
