@@ -97,6 +97,9 @@ class Weighted(nn.Cell):
         _share(self, shared)
 
     def construct(self, x):
+        if x.shape[1:] != self.random.shape:  # static shapes: checked when compiled
+            raise ValueError("CTRW's random weight and the input of the layer it weights differ in shape (per "
+                             "example): randomize with the layer's input_shape")
         return self.layer(x * self.random.weight((self.rna_path, self.rna_noise)))
 
 
@@ -123,6 +126,9 @@ def _times_random_weight(weight: RandomWeight, shared: _Shared):
     """Forward pre-hook multiplying an eager cell's input by CTRW's random weight."""
 
     def hook(cell: nn.Cell, args: tuple) -> tuple:
+        if tuple(args[0].shape[1:]) != weight.shape:
+            raise ValueError(f"CTRW's random weight has shape {weight.shape} but the cell gets inputs of shape "
+                             f"{tuple(args[0].shape[1:])} (per example): randomize with that input_shape")
         return (args[0] * weight.weight((shared.path_param, shared.noise)), *args[1:])
 
     return hook

@@ -48,6 +48,10 @@ def _times_random_weight(weight: RandomWeight):
     """Forward pre-hook multiplying a module's input by CTRW's random weight (Eq. 4)."""
 
     def hook(module: nn.Module, args: tuple) -> tuple:
+        if tuple(args[0].shape[1:]) != weight.shape:
+            raise ValueError(f"CTRW's random weight has shape {weight.shape} but {type(module).__name__} gets "
+                             f"inputs of shape {tuple(args[0].shape[1:])} (per example): randomize with that "
+                             "input_shape")
         return (weight(args[0]), *args[1:])
 
     return hook

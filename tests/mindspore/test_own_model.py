@@ -203,6 +203,8 @@ def test_ctrw_random_weight_on_a_users_cell(tmp_path):
         randomize(MsResNet18(), random_weight="input", input_shape=(3, 32, 32), graph_mode=True)
     with pytest.raises(ValueError, match="must be a linear"):
         randomize(MsResNet18(), None, random_weight="bn1")
+    with pytest.raises(ValueError, match="differ in shape"):
+        randomize(MsResNet18(in_channels=1), None, random_weight="conv1", input_shape=(1, 32, 32))(Tensor(x))
 
 
 def test_mindcv_model_randomized_and_trained(tmp_path):

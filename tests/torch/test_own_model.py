@@ -236,6 +236,8 @@ def test_ctrw_random_weight_on_a_users_module(tmp_path):
         randomize(UserResNet18(), random_weight="input")
     with pytest.raises(ValueError, match="input_shape"):
         randomize(UserResNet18(), random_weight="conv1")
+    with pytest.raises(ValueError, match=r"gets inputs of shape \(1, 28, 28\)"):
+        randomize(UserResNet18(in_channels=1), random_weight="conv1", input_shape=(1, 32, 32))(x)
     with pytest.raises(ValueError, match="must be a linear"):
         randomize(UserResNet18(), norms=None, random_weight="bn1")
 
