@@ -113,7 +113,7 @@ def user_weight_shape(where: str, target: str | None, features: int | None,
     if where == "input" or target == "conv":
         if input_shape is None or len(input_shape) != 3:
             raise ValueError(f"random_weight={where!r} weights a (C, H, W) map: give input_shape=(C, H, W) (of "
-                             f"{'the image' if where == 'input' else 'that layer’s input'}), got {input_shape!r}")
+                             f"{'the image' if where == 'input' else 'the input of that layer'}), got {input_shape!r}")
         return tuple(int(v) for v in input_shape)
     if target == "linear":
         return (int(features),)

@@ -9,6 +9,30 @@ from rna_core import bounds
 from rna_core.constraints import authors_rule, constrain, project
 
 
+def test_scaled_bounds_are_the_papers_cifar_bounds_per_entry():
+    """A random weight of the CIFAR input's size gets the paper's [1000, 2400]; the bundled recipe's 784 entries the
+    quick-ctrw recipe's bounds; an empty weight is refused."""
+    from rna_core.recipes import get_recipe
+
+    assert bounds.scaled_sigma_bounds(3 * 32 * 32) == pytest.approx((1000.0, 2400.0))
+    quick = get_recipe("quick-ctrw")
+    assert bounds.scaled_sigma_bounds(784) == pytest.approx((quick.sigma_lower, quick.sigma_upper))
+    with pytest.raises(ValueError, match="at least one entry"):
+        bounds.scaled_sigma_bounds(0)
+
+
+def test_user_weight_shapes_and_refusals():
+    from rna_core.models.ctrw import user_weight_shape
+
+    assert user_weight_shape("input", None, None, (1, 28, 28)) == (1, 28, 28)
+    assert user_weight_shape("conv1", "conv", None, [3, 32, 32]) == (3, 32, 32)
+    assert user_weight_shape("fc", "linear", 512, None) == (512,)
+    with pytest.raises(ValueError, match="give input_shape"):
+        user_weight_shape("conv1", "conv", None, None)
+    with pytest.raises(ValueError, match="is a BatchNorm2d"):
+        user_weight_shape("bn1", "BatchNorm2d", None, None)
+
+
 def test_normal_cdf_matches_known_values():
     assert bounds.normal_cdf(0.0) == 0.5
     assert bounds.normal_cdf(1.959963984540054) == pytest.approx(0.975, abs=1e-12)
