@@ -34,8 +34,8 @@ from rna_core.models import graph as g
 from rna_core.models.ctrw import user_weight_shape
 from rna_core.paths import PathSpace
 
-from .layers import BatchGroupNorm, NormSlot, RandomWeight, candidate_owners, unique_parameter_names, used_mask
-from .network import half_precision
+from .layers import NormSlot, RandomWeight, candidate_owners, unique_parameter_names, used_mask
+from .network import half_precision, synchronize_bn
 from .programs import Programs
 
 
@@ -149,19 +149,17 @@ def _bn_key(specs) -> str | None:
     return next((spec.key for spec in specs if spec.kind == "bn"), None)
 
 
-def _bn_layout(cell: nn.Cell, space: PathSpace) -> BNLayout:
-    """APART's layout of the BN candidates in cell order (``rna_core.apart``; the torch twin's module order), each
-    candidate told its offset."""
+def _bn_layout(targets: list[tuple[str, nn.Cell]], space: PathSpace) -> BNLayout:
+    """APART's layout of the BN candidates of the slots that replace ``targets`` (cell order, ``rna_core.apart``;
+    the torch twin's module order)."""
     names, channels, offsets, offset = [], [], [], 0
-    for name, slot in cell.cells_and_names():
-        key = _bn_key(space.candidates[slot.slot]) if isinstance(slot, ForeignSlot) else None
+    for i, (name, bn) in enumerate(targets):
+        key = _bn_key(space.candidates[i])
         if key is not None:
-            bn = getattr(slot, key)
-            bn.offset = offset
             names.append(f"{name}.{key}")
-            channels.append(bn.channels)
+            channels.append(bn.num_features)
             offsets.append(offset)
-            offset += 2 * bn.channels
+            offset += 2 * bn.num_features
     return BNLayout(tuple(names), tuple(channels), tuple(offsets))
 
 
@@ -189,13 +187,15 @@ def randomize(cell: nn.Cell, norms: str | None = "bn+in", layer_free: bool = Tru
     space = PathSpace.uniform(norms, len(targets), layer_free) if targets else PathSpace.uniform("bn", 1)
     shape = _weight_shape(cell, random_weight, input_shape, graph_mode)
     noise_size = 0 if shape is None else int(np.prod(shape))
-    layout_size = sum(2 * bn.num_features for i, (_, bn) in enumerate(targets) if _bn_key(space.candidates[i]))
-    shared = _Shared(space.num_layers, noise_size, layout_size)
+    layout = _bn_layout(targets, space)
+    offsets = layout.offset_of()
+    shared = _Shared(space.num_layers, noise_size, layout.size)
     for i, (name, bn) in enumerate(targets):
         slot = ForeignSlot(bn.num_features, space.candidates[i], i, graph_mode, shared)
         key = _bn_key(space.candidates[i])
-        if key is not None:  # the BN candidate takes the layer's affine (if it has one) and moving statistics
+        if key is not None:  # the BN candidate: its slice of APART's delta, the layer's affine and statistics
             target = getattr(slot, key)
+            target.offset = offsets[f"{name}.{key}"]
             for mine, theirs in (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
                                  ("running_var", "moving_variance")):
                 if getattr(target, mine, None) is not None and getattr(bn, theirs, None) is not None:
@@ -214,7 +214,7 @@ def randomize(cell: nn.Cell, norms: str | None = "bn+in", layer_free: bool = Tru
     unique_parameter_names(cell)
     cell.rna_controller = DrawController(space, np.random.default_rng(seed), noise_size)
     cell.rna_space, cell.rna_shared, cell.rna_graph_mode = space, shared, graph_mode
-    cell.rna_bn_layout = _bn_layout(cell, space)
+    cell.rna_bn_layout = layout
     return cell
 
 
@@ -288,14 +288,10 @@ class Adopted(nn.Cell):
 
     def synchronize_batch_norm(self, world_size: int) -> None:
         """SyncBN for the BN candidates of a randomized cell (the layers of ``bn_layout``), as a built network's."""
-        if self.programs.built:
-            raise RuntimeError("enable SyncBN before the first compiled step")
         if not self.bn_layout.names:
             raise ValueError("sync_bn: only rna-core's BN layers synchronize; randomize the cell first "
                              "(randomize(cell, 'bn') keeps it a BN model)")
-        for _, cell in self.module.cells_and_names():
-            if isinstance(cell, BatchGroupNorm) and cell.offset >= 0:
-                cell.synchronize(world_size)
+        synchronize_bn(self, world_size)
 
     def next_draw(self):
         """The draw of the next forward, written where the cell's slots read it (a placeholder for a cell whose
@@ -319,7 +315,9 @@ class AdoptedPrograms(Programs):
     user's ``construct(x)``: delta is written into the shared ``rna_delta`` Parameter (the gradient is taken with
     respect to it) and (groups, track) set on the shared host object for the call (read when it compiles)."""
 
-    def _perturbed(self, key: tuple, build: Callable[[], Callable]) -> Callable:
+    def _perturbed(self, key: tuple, build: Callable[[], Callable], split: bool = False) -> Callable:
+        """The program ``build`` makes, called with delta in ``rna_delta`` and (groups, track) set; ``split``: its
+        gradients (delta, *params) come back as (d delta, d params), as ``Programs.perturbed_grad`` gives them."""
         model, (groups, track) = self.model, key[1:]
         if not model.bn_layout.names:
             raise ValueError("APART needs rna-core's BN layers: randomize(cell, norms='bn') turns the cell's "
@@ -334,9 +332,7 @@ class AdoptedPrograms(Programs):
                 out = fn(*args[:-1])
             finally:
                 shared.bn = None
-            if key[0] == "perturbed_grad":  # (out, (delta, *params)) -> (out, (d delta, d params)), as Programs
-                return out[0], (out[1][0], tuple(out[1][1:]))
-            return out
+            return (out[0], (out[1][0], tuple(out[1][1:]))) if split else out
 
         return run
 
@@ -371,7 +367,7 @@ class AdoptedPrograms(Programs):
 
             return reduced
 
-        return self._perturbed(("perturbed_grad", groups, track), build)
+        return self._perturbed(("perturbed_grad", groups, track), build, split=True)
 
 
 def differs_between_forwards(cell: nn.Cell, x: Tensor, tries: int = 3) -> bool:

@@ -117,6 +117,16 @@ def half_precision(model: nn.Cell, dtype) -> None:
             cell.float_in = True
 
 
+def synchronize_bn(model: nn.Cell, world_size: int) -> None:
+    """SyncBN for the BN layers of ``model``'s APART layout (those told an offset). Before the first compiled
+    program."""
+    if model.programs.built:
+        raise RuntimeError("enable SyncBN before the first compiled step")
+    for _, cell in model.cells_and_names():
+        if isinstance(cell, BatchGroupNorm) and cell.offset >= 0:
+            cell.synchronize(world_size)
+
+
 class Network(Seq):
     """A built graph: ``construct(x, draw)``, draw = (path int32 (L,), noise float32) from ``next_draw()``
     (the controller's draw for the forward that starts). ``programs`` holds its compiled functions."""
@@ -165,12 +175,7 @@ class Network(Seq):
     def synchronize_batch_norm(self, world_size: int) -> None:
         """SyncBN: BN layers in training mode use the statistics of the data-parallel world's global batch; must
         come before the first compiled program."""
-        if self.programs.built:
-            raise RuntimeError("enable SyncBN before the first compiled step")
-        offsets = self.bn_layout.offset_of()
-        for name, cell in self.cells_and_names():
-            if isinstance(cell, BatchGroupNorm) and name in offsets:
-                cell.synchronize(world_size)
+        synchronize_bn(self, world_size)
 
     def _build(self, node: object) -> nn.Cell:
         if isinstance(node, g.Seq):
