@@ -31,6 +31,17 @@ ROOT = Path(__file__).resolve().parent.parent
 ATTACKS = ("PGD", "APGD-CE", "Square")
 
 
+def _api(be, clf):
+    """(tensor, numpy, attack, logits) on this ``rna_core``: the primitives' API, or the one before 2026-12 (a
+    Backend with ``attack`` and draw-free ``logits``), so one worker times the old revision and the new."""
+    if hasattr(be, "attack"):  # the old API
+        return be.tensor, be.numpy, lambda *a: be.attack(clf.model, *a), lambda x: be.logits(clf.model, x)
+    from rna_core.attacks import attack
+
+    ops = be.ops
+    return ops.tensor, ops.numpy, lambda *a: attack(be, clf.model, *a), lambda x: clf.logits(x)
+
+
 def worker(args) -> None:
     """Time the three attacks with whatever ``rna_core`` is importable; print one JSON line."""
     import numpy as np
@@ -44,17 +55,18 @@ def worker(args) -> None:
     be = get_backend(name, **({"mode": mode} if mode else {}))
     clf = build_classifier({"name": "resnet18", "num_classes": 10, "in_channels": 3, "width": args.width}, "bn",
                            True, be, np.random.default_rng(0), 0)
-    be.set_training(clf.model, False)
+    tensor, numpy, attack, logits = _api(be, clf)
+    clf.model.set_train(False) if hasattr(clf.model, "set_train") else be.set_training(clf.model, False)
     x = np.random.default_rng(1).random((args.batch, 3, 32, 32), dtype=np.float32)
-    y = be.numpy(be.logits(clf.model, be.tensor(x))).argmax(1)
+    y = numpy(logits(tensor(x))).argmax(1) if hasattr(be, "attack") else logits(x).argmax(1)
     specs = {"PGD": A.pgd(args.pgd_steps), "APGD-CE": A.apgd("ce", args.apgd_steps),
              "Square": A.square(args.queries, 2 / 255)}
     for spec in specs.values():  # warm-up (and GRAPH_MODE compilation)
-        be.attack(clf.model, be.tensor(x[:8]), be.tensor(y[:8]), spec.replace(steps=2), np.random.default_rng(0))
+        attack(tensor(x[:8]), tensor(y[:8]), spec.replace(steps=2), np.random.default_rng(0))
     out = {"rna_core": str(Path(rna_core.__file__).parent)}
     for label, spec in specs.items():
         t = time.perf_counter()
-        adv = be.numpy(be.attack(clf.model, be.tensor(x), be.tensor(y), spec, np.random.default_rng(2)))
+        adv = numpy(attack(tensor(x), tensor(y), spec, np.random.default_rng(2)))
         out[label] = time.perf_counter() - t
         out[f"{label}/checksum"] = float(np.abs(adv - x).sum())
     print(json.dumps(out))

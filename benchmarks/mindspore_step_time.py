@@ -32,8 +32,9 @@ from mindspore.graph import api as ms_api
 from rna_core import attacks as A
 from rna_core.attacks import CE_MEAN, Oracle
 from rna_core.backend import SGDConfig
-from rna_core.backends.mindspore.oracle import MindSporeOps
+from rna_core.backends.mindspore.ops import OPS
 from rna_core.classifier import build_classifier
+from rna_core.methods import Step
 from rna_core.registry import get_backend
 
 
@@ -72,12 +73,13 @@ class PlainResNet18(nn.Cell):
         return self.fc(self.blocks(self.stem(x)).mean(axis=(2, 3)))
 
 
-class PlainOracle(Oracle):
-    """The plain model as the attacks see it: one deterministic draw; PGD's loss program as the library's
-    (per-example CE, its batch mean differentiated, loss and logits returned), compiled once."""
+class PlainOracle:
+    """The plain model as the attacks see it (``rna_core.attacks.Oracle``'s members): one deterministic draw;
+    PGD's loss program as the library's (per-example CE, its batch mean differentiated, loss and logits returned),
+    compiled once."""
 
     def __init__(self, net: nn.Cell, graph_mode: bool) -> None:
-        self.net, self.ops, self.num_classes = net, MindSporeOps(), 10
+        self.net, self.ops, self.num_classes = net, OPS, 10
 
         def loss(x, y):
             logits = net(x)
@@ -126,15 +128,13 @@ def lib_variant(backend, norms: str, args):
     clf = build_classifier({"name": "resnet18", "num_classes": 10, "in_channels": args.channels,
                             "width": args.width}, norms, True, backend, np.random.default_rng(0), 0)
     opt = backend.make_optimizer(clf.model, SGDConfig(0.01, 0.9, 5e-4))
-    return {"step": lambda x, y: backend.train_step(clf.model, opt, x, y), "net": clf.model,
-            "oracle": backend.oracle(clf.model), "backend": backend}
+    step = Step(clf, opt, None, None, 0.01)
+    return {"step": lambda x, y: step.descend(CE_MEAN, x, y), "net": clf.model, "oracle": Oracle(backend, clf.model),
+            "backend": backend}
 
 
 def set_train(v: dict, training: bool) -> None:
-    if "backend" in v:
-        v["backend"].set_training(v["net"], training)
-    else:
-        v["net"].set_train(training)
+    v["net"].set_train(training)
 
 
 def main() -> None:
@@ -161,7 +161,7 @@ def main() -> None:
     rng = np.random.default_rng(1)
     x_np = rng.random((args.batch, args.channels, args.size, args.size), dtype=np.float32)
     y_np = rng.integers(0, 10, args.batch)
-    data = {name: ((v["backend"].tensor(x_np), v["backend"].tensor(y_np)) if "backend" in v
+    data = {name: ((v["backend"].ops.tensor(x_np), v["backend"].ops.tensor(y_np)) if "backend" in v
                    else (Tensor(x_np), Tensor(y_np.astype(np.int32)))) for name, v in variants.items()}
     first, graphs = {}, {name: 0 for name in variants}
     steps: dict[str, list[float]] = {name: [] for name in variants}

@@ -21,6 +21,8 @@ import torch
 from rna_core.backend import SGDConfig
 from rna_core.backends.torch.layers import NormSlot
 from rna_core.classifier import build_classifier
+from rna_core.losses import CE_MEAN
+from rna_core.methods import Step
 
 
 class NaiveNormSlot(NormSlot):
@@ -28,7 +30,7 @@ class NaiveNormSlot(NormSlot):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = torch.stack([getattr(self, k)(x) for k in self.keys])
-        k = 0 if self.slot is None else int(self._state.path[self.slot])
+        k = 0 if self.slot is None else int(self.state.path[self.slot])
         return outs[torch.tensor(k, device=x.device)]
 
 
@@ -46,13 +48,13 @@ def build(norms: str, args, naive: bool = False):
 
 def time_steps(clf, x, y, steps: int, warmup: int) -> list[float]:
     opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.01))
-    clf.backend.set_training(clf.model, True)
+    step = Step(clf, opt, None, None, 0.01)
     times = []
     for i in range(warmup + steps):
         if x.is_cuda:
             torch.cuda.synchronize()
         t = time.perf_counter()
-        clf.backend.train_step(clf.model, opt, x, y)
+        step.descend(CE_MEAN, x, y)
         if x.is_cuda:
             torch.cuda.synchronize()
         if i >= warmup:

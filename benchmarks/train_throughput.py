@@ -31,9 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rna_core import pgd
-from rna_core.algorithms import step_blackbox, step_madry
-from rna_core.backend import SGDConfig
+from rna_core.attacks import attack
+from rna_core.backend import SGDConfig, Speed
 from rna_core.classifier import build_classifier
+from rna_core.methods import take_step
 from rna_core.recipes import get_recipe
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
@@ -148,15 +149,14 @@ def rna_variant(norms: str, precision: str, channels_last: bool, compile: bool, 
     clf.backend.ops.device = device
     clf.model.to(device)
     speed = {}
-    if (precision, channels_last, compile) != ("fp32", False, False):  # (b) also runs on revisions before prepare
-        clf.backend.prepare(clf.model, precision, channels_last, compile, mode)
+    if (precision, channels_last, compile) != ("fp32", False, False):  # (b) runs without prepare
+        clf.backend.prepare(clf.model, Speed(precision, channels_last, compile, mode))
         speed = {"precision": precision, "compile": compile, "compile_mode": mode}
     recipe = get_recipe("paper-cifar10-rna", norms=norms, method="blackbox" if norms != "bn" else "madry",
                         batch_size=len(batches[0][0]), **speed)
     opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.01))
-    step = step_blackbox if norms != "bn" else step_madry
     rng = np.random.default_rng(1)
-    return clf, (lambda i: step(clf, opt, *batches[i % len(batches)], recipe, rng))
+    return clf, (lambda i: take_step(clf, opt, recipe.method, *batches[i % len(batches)], recipe, rng, 0.01))
 
 
 def authors_variant(norms: str, args, device, batches):
@@ -172,14 +172,14 @@ def eval_throughput(clf, device, x: np.ndarray, y: np.ndarray, images: int) -> f
     """Seconds for PGD-20 (eps 8/255, alpha 2/255, one held draw per batch) plus one fresh-draw answer on
     ``images`` images, extrapolated from the batches given."""
     be = clf.backend
-    be.set_training(clf.model, False)
+    clf.model.set_train(False)
     rng = np.random.default_rng(2)
     spec = pgd(20, 8 / 255, 2 / 255)
 
     def one(i: int):
         with clf.controller.frozen():
-            adv = be.attack(clf.model, be.tensor(x), be.tensor(y), spec, rng)
-        return be.logits(clf.model, adv).argmax(1)
+            adv = attack(be, clf.model, be.ops.tensor(x), be.ops.tensor(y), spec, rng)
+        return be.logits(clf.model, adv, clf.controller.next_draw()).argmax(1)
 
     one(0)  # compile / warm up
     sync(device)

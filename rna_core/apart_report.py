@@ -17,17 +17,18 @@ from pathlib import Path
 import numpy as np
 
 from .apart import BNPerturbation, adversarial_delta, random_delta, shift_statistics
+from .backend import DELTA
 from .classifier import Classifier
 from .data.loader import batches
+from .losses import CE_MEAN
 from .plots import pyplot, save
 
 
 def _train_mode_accuracy(clf: Classifier, dataset, bn: BNPerturbation, batch_size: int) -> float:
     """Accuracy with batch statistics (training mode, running statistics untouched) under ``bn``."""
-    be = clf.backend
     hits = []
     for x, y in batches(dataset, batch_size, drop_last=True):
-        hits.append(be.numpy(be.logits(clf.model, be.tensor(x), bn)).argmax(1) == y)
+        hits.append(clf.logits(x, bn).argmax(1) == y)
     return float(np.concatenate(hits).mean())
 
 
@@ -41,15 +42,18 @@ def statistics_attack(clf: Classifier, train_data, radii: list[float], groups: l
     x, y = next(batches(train_data, batch_size, rng, shuffle=True, drop_last=True))
     rows = []
     with clf.controller.frozen():
-        be.set_training(clf.model, True)
+        clf.model.set_train(True)
         try:
-            g = be.gradient(clf.model, be.tensor(x), be.tensor(y), BNPerturbation(np.zeros(size), 1, False))
+            yb = be.ops.tensor(y)
+            draw = clf.controller.next_draw().perturbed(BNPerturbation(np.zeros(size), 1, False))
+            g_delta = be.ops.numpy(be.value_and_grad(clf.model, CE_MEAN, be.ops.tensor(x), yb, yb, draw,
+                                                     (DELTA,)).delta)
             for n in groups:
                 acc = _train_mode_accuracy(clf, train_data, BNPerturbation(np.zeros(size), n, False), batch_size)
                 rows.append({"kind": "none", "groups": n, "eps": 0.0, "accuracy": acc})
             for eps in radii:
                 for n in groups:
-                    bn = BNPerturbation(adversarial_delta(g.delta, eps), n, False)
+                    bn = BNPerturbation(adversarial_delta(g_delta, eps), n, False)
                     rows.append({"kind": "apart", "groups": n, "eps": eps,
                                  "accuracy": _train_mode_accuracy(clf, train_data, bn, batch_size)})
                 for kind in ("uniform", "binary"):
@@ -57,7 +61,7 @@ def statistics_attack(clf: Classifier, train_data, radii: list[float], groups: l
                     rows.append({"kind": kind, "groups": 1, "eps": eps,
                                  "accuracy": _train_mode_accuracy(clf, train_data, bn, batch_size)})
         finally:
-            be.set_training(clf.model, False)
+            clf.model.set_train(False)
     result = {"report": "statistics_attack", "batch_size": batch_size, "examples": len(train_data), "seed": seed,
               "rows": rows}
     plt = pyplot()
@@ -83,14 +87,13 @@ def statistics_shift(models: dict[str, Classifier], test_data, radii: list[float
         rng = np.random.default_rng(seed)
         v = {name: rng.choice((-1.0, 1.0), c) for name, c in zip(layout.names, layout.channels, strict=True)}
         state = be.get_state(clf.model)
-        be.set_training(clf.model, False)
+        clf.model.set_train(False)
         try:
             with clf.controller.frozen():
                 for which in ("mean", "std"):
                     for eps in [0.0, *radii]:
                         be.set_state(clf.model, shift_statistics(state, layout, which, eps, v))
-                        hits = [be.numpy(be.logits(clf.model, be.tensor(x))).argmax(1) == y
-                                for x, y in batches(test_data, batch_size)]
+                        hits = [clf.logits(x).argmax(1) == y for x, y in batches(test_data, batch_size)]
                         rows.append({"model": label, "statistic": which, "eps": eps,
                                      "accuracy": float(np.concatenate(hits).mean())})
         finally:

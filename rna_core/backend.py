@@ -1,16 +1,23 @@
-"""The Backend interface: everything the core's algorithms ask of a framework.
+"""The Backend: the framework primitives the core's algorithms are written against.
 
-Batches and random draws cross it as numpy arrays; models, optimizers and tensors on the other side are opaque
-handles. State crosses it as ``dict[str, np.ndarray]`` under canonical, torch-style names, so one safetensors file
-serves every backend. A backend implements five groups (see docs/architecture.md, "Adding a backend"):
+Batches and random draws cross it as numpy arrays or as the backend's tensors (made by ``ops.tensor``); models,
+optimizers and tensors on the other side are opaque handles. State crosses it as ``dict[str, np.ndarray]`` under
+canonical, torch-style names, so one safetensors file serves every backend. The primitives
+(docs/architecture.md, "Adding a backend"):
 
-1. framework: ``name``, ``ops`` (the attacks' array operations), ``seed``, ``describe``, ``world``;
-2. models: ``build_model``, ``set_training``, ``get_state`` / ``set_state``, ``sync_batch_norm``;
-3. optimizer: ``make_optimizer``, ``set_lr``, ``get_optimizer_state`` / ``set_optimizer_state``;
-4. training step and gradient algebra: ``train_step``, ``gradient``, ``apply_gradient``, ``shift_weights`` /
-   ``restore_weights``;
-5. inference: ``logits`` and ``oracle`` (what the attacks see of a model).
-``tensor``, ``numpy``, ``grad_norm``, ``attack`` and ``input_gradient`` are derived from these.
+- framework: ``name``, ``ops`` (``rna_core.ops.Ops``), ``describe``, ``world``;
+- models: ``build_model`` (a ``rna_core.models`` graph), ``adopt`` (a user's module), ``prepare`` (how it runs);
+  a model is a ``rna_core.model.Model``;
+- parameters: ``get_state`` / ``set_state`` (host arrays by canonical name: checkpoints, CTRW's sigmas, the
+  optimizer's momentum), ``get_params`` / ``set_params`` (the trainable parameters as device tensors);
+- computation on one draw: ``logits`` and ``value_and_grad`` (a scalar loss of the logits and its gradients with
+  respect to any of the parameters, the input and APART's BN perturbation); ``jacobian`` derives from it;
+- the optimizer: ``make_optimizer`` and ``update`` (one step with sum_i w_i g_i, leaving a parameter no term
+  used, an RNA candidate off the step's path, untouched).
+
+Losses, training methods, attacks and evaluation are written once in the core on top of these. A backend may
+override a derived method with a fused one where a benchmark shows it pays (torch's ``jacobian``: one forward
+and K backwards); the core's version is the reference the tests hold the override to.
 """
 
 from __future__ import annotations
@@ -22,11 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from .apart import BNPerturbation
-from .attacks import CE, AttackSpec, Ops, Oracle, run
-from .controller import DrawController
+from .controller import Draw, DrawController
 from .distributed import World
+from .losses import LOGITS, Loss
+from .ops import Ops, T
 from .validation import ConfigError
+
+PARAMS, INPUT, DELTA = "params", "input", "delta"
+WRT = (PARAMS, INPUT, DELTA)
 
 
 @dataclass(frozen=True)
@@ -39,27 +49,48 @@ class SGDConfig:
     weight_decay: float = 5e-4
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How a model runs (recipe keys of the same names; weights, state and checkpoints stay float32):
+    ``precision`` ``fp32``, ``bf16`` or ``fp16`` mixed precision for every forward (logits, losses and input
+    gradients in float32); ``channels_last`` NHWC activations; ``compile`` compiled forwards and backwards that
+    serve every path, ``compile_mode`` the compiler's mode; ``sync_bn`` SyncBN in a data-parallel world (every BN
+    layer normalizes training batches with the global batch's statistics)."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    compile_mode: str = "default"
+    sync_bn: bool = False
+
+
 @dataclass
-class StepResult:
-    """A training step's mean loss and correct count: Python numbers, or 0-d tensors of the backend left on its
-    device (``float()`` reads them; the training loop reads its running sums every ``log_every`` steps)."""
+class Grad:
+    """What ``value_and_grad`` computes, every tensor on the backend's device: ``loss`` the reduced (scalar) loss,
+    ``per`` its per-example values (N,), ``logits`` (N, K) of the (first) input; and the gradients asked for:
+    ``params`` one tensor per trainable parameter (``get_params``' order; None for a parameter the forward did
+    not use, as an RNA candidate off the path), ``input`` d loss / dx (a tuple for several inputs), ``delta`` d
+    loss / d delta of the draw's BN perturbation."""
 
-    loss: Any
-    correct: Any
-    count: int
+    loss: T
+    per: T
+    logits: T
+    params: list[T | None] | None = None
+    input: T | None = None
+    delta: T | None = None
 
 
-@dataclass
-class Gradient:
-    """One pass's gradient of the mean cross-entropy: ``params`` is the backend's handle (one tensor per trainable
-    parameter, on its device; None for a parameter the pass did not use), ``delta`` the gradient w.r.t. the BN
-    perturbation vector (numpy, see ``rna_core.apart``); ``loss``, ``correct``, ``count`` describe the pass."""
-
-    params: Any
-    delta: np.ndarray
-    loss: float
-    correct: int
-    count: int
+def check_state(shapes: dict[str, tuple[int, ...]], state: dict[str, np.ndarray], strict: bool = True) -> None:
+    """Raise ValueError naming missing (if ``strict``) or unexpected entries, or a wrong shape, of ``state`` for a
+    model whose canonical entries have ``shapes``."""
+    missing = sorted(set(shapes) - set(state)) if strict else []
+    unexpected = sorted(set(state) - set(shapes))
+    if missing or unexpected:
+        raise ValueError(f"state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+                         f" ({len(missing)} missing, {len(unexpected)} unexpected)")
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(shapes[k]):
+            raise ValueError(f"shape of {k}: checkpoint {tuple(v.shape)} vs model {tuple(shapes[k])}")
 
 
 class Backend(ABC):
@@ -68,11 +99,7 @@ class Backend(ABC):
     name: str = "abstract"
     ops: Ops
 
-    # -- 1. framework ---------------------------------------------------------------------------------------------
-    @abstractmethod
-    def seed(self, seed: int) -> None:
-        """Seed the framework's own RNG (weight initialisation only; all other draws come from the core)."""
-
+    # -- framework ------------------------------------------------------------------------------------------------
     @abstractmethod
     def describe(self) -> dict[str, str]:
         """What runs the numbers: backend, framework version, device, execution mode (for reports)."""
@@ -82,128 +109,81 @@ class Backend(ABC):
         a backend that supports data parallelism joins its process group here, on the first call."""
         return World()
 
-    def tensor(self, array: np.ndarray) -> Any:
-        """numpy -> framework tensor on the backend's device."""
-        return self.ops.tensor(array)
-
-    def numpy(self, tensor: Any) -> np.ndarray:
-        return self.ops.numpy(tensor)
-
-    # -- 2. models ------------------------------------------------------------------------------------------------
+    # -- models ---------------------------------------------------------------------------------------------------
     @abstractmethod
-    def build_model(self, graph: Any, controller: DrawController) -> Any:
-        """Instantiate a ``rna_core.models`` graph; its forward takes its draw from ``controller``."""
-
-    @abstractmethod
-    def set_training(self, model: Any, training: bool) -> None:
-        """Train mode (batch statistics, running-stat updates) or eval mode."""
-
-    @abstractmethod
-    def get_state(self, model: Any, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-        """Parameters and buffers under canonical names (only ``names`` if given: CTRW reads its sigmas after every
-        step)."""
-
-    @abstractmethod
-    def set_state(self, model: Any, state: dict[str, np.ndarray], strict: bool = True) -> None:
-        """Load canonical state in place (the optimizer keeps tracking the parameters). ``strict``: ``state`` must
-        name every entry; otherwise only the given entries are written. Unknown names or wrong shapes raise
-        ValueError (``check_state``)."""
-
-    def prepare(self, model: Any, precision: str = "fp32", channels_last: bool | None = None,
-                compile: bool = False, compile_mode: str = "default") -> None:
-        """How ``model`` runs (recipe keys ``precision``, ``channels_last``, ``compile``; weights, state and
-        checkpoints stay float32): ``precision`` ``fp32``, ``bf16`` or ``fp16`` mixed precision for every forward
-        (training, attacks, evaluation; logits, losses and input gradients in float32); ``channels_last`` NHWC
-        activations (None: off); ``compile`` compiled forwards and backwards that serve every
-        path, ``compile_mode`` the compiler's mode. A backend without one of these raises ConfigError naming it."""
-        if precision != "fp32" or channels_last or compile:
-            raise ConfigError(f"the {self.name} backend runs fp32, channels-first, uncompiled only (got precision="
-                              f"{precision!r}, channels_last={channels_last}, compile={compile})")
-
-    @abstractmethod
-    def sync_batch_norm(self, model: Any) -> None:
-        """SyncBN: in a data-parallel world every BN layer of ``model`` normalizes (and tracks) training batches
-        with the statistics of the global batch (sums all-reduced across ranks, gradient included); a no-op
-        in one process. Recipes refuse it with sam / apart / apart-sam, whose Eq. 3 passes use per-rank statistics."""
-
-    @staticmethod
-    def check_state(shapes: dict[str, tuple[int, ...]], state: dict[str, np.ndarray], strict: bool = True) -> None:
-        """Raise ValueError naming missing (if ``strict``) or unexpected entries, or a wrong shape, of ``state``
-        for a model whose canonical entries have ``shapes``."""
-        missing = sorted(set(shapes) - set(state)) if strict else []
-        unexpected = sorted(set(state) - set(shapes))
-        if missing or unexpected:
-            raise ValueError(f"state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-                             f" ({len(missing)} missing, {len(unexpected)} unexpected)")
-        for k, v in state.items():
-            if tuple(v.shape) != tuple(shapes[k]):
-                raise ValueError(f"shape of {k}: checkpoint {tuple(v.shape)} vs model {tuple(shapes[k])}")
-
-    # -- 3. optimizer ---------------------------------------------------------------------------------------------
-    @abstractmethod
-    def make_optimizer(self, model: Any, config: SGDConfig) -> Any: ...
-
-    @abstractmethod
-    def set_lr(self, optimizer: Any, lr: float) -> None: ...
-
-    @abstractmethod
-    def get_optimizer_state(self, optimizer: Any, model: Any) -> dict[str, np.ndarray]:
-        """Momentum buffers under ``momentum.<canonical name>`` (only those that exist)."""
-
-    @abstractmethod
-    def set_optimizer_state(self, optimizer: Any, model: Any, state: dict[str, np.ndarray]) -> None: ...
-
-    # -- 4. training step and gradient algebra ----------------------------------------------------------------------
-    @abstractmethod
-    def train_step(self, model: Any, optimizer: Any, x: Any, y: Any) -> StepResult:
-        """One optimizer step on mean cross-entropy of ``model(x)``, in the model's current mode."""
-
-    @abstractmethod
-    def gradient(self, model: Any, x: Any, y: Any, bn: BNPerturbation) -> Gradient:
-        """Gradients of the mean cross-entropy of one forward (one draw) w.r.t. the trainable parameters and the
-        BN perturbation, every BN layer running Eq. 3 as ``bn`` says (training mode required); no update."""
-
-    @abstractmethod
-    def apply_gradient(self, model: Any, optimizer: Any, terms: list[tuple[float, Gradient]]) -> None:
-        """One optimizer step (weight decay and momentum included) with the gradient sum_i w_i g_i."""
-
-    @abstractmethod
-    def shift_weights(self, model: Any, grad: Gradient, scale: float) -> Any:
-        """w <- w + scale * g for every trainable parameter; returns what ``restore_weights`` needs."""
-
-    @abstractmethod
-    def restore_weights(self, model: Any, saved: Any) -> None:
-        """Undo ``shift_weights`` exactly (the saved values are copied back)."""
-
-    def grad_norm(self, grad: Gradient) -> float:
-        """||g||_2 over all trainable parameters (one host read)."""
-        total = sum((g * g).sum() for g in grad.params if g is not None)
-        return float(np.sqrt(self.ops.numpy(total)))
-
-    # -- 5. inference and attacks ---------------------------------------------------------------------------------
-    @abstractmethod
-    def logits(self, model: Any, x: Any, bn: BNPerturbation | None = None) -> Any:
-        """Forward without gradient (one draw); ``bn`` runs every BN layer as Eq. 3 of APART with batch statistics
-        (training mode required)."""
-
-    @abstractmethod
-    def oracle(self, model: Any) -> Oracle:
-        """What the attacks see of ``model`` (``rna_core.attacks.Oracle``)."""
+    def build_model(self, graph: Any, controller: DrawController, seed: int = 0) -> Any:
+        """Instantiate a ``rna_core.models`` graph with weights initialised from ``seed`` (the framework's own
+        RNG serves weight initialisation only; every other random number comes from the core)."""
 
     def adopt(self, module: Any, num_classes: int, in_channels: int, probe: np.ndarray | None = None
               ) -> tuple[Any, Backend]:
         """A user's own classifier (images in [0, 1] -> logits) as a model the core can train, attack and
-        evaluate, and the backend to run it with (the one of the device it lives on). The model's ``holdable``
-        says whether its draws can be held (rna-core's randomness or none) and its controller's ``is_random``
-        whether it is random (detected on ``probe`` images for randomness rna-core does not draw)."""
+        evaluate, and the backend to run it with (the one of the device it lives on). Its ``holdable`` says
+        whether its draws can be held (rna-core's randomness or none) and its controller's ``is_random`` whether
+        it is random (detected on ``probe`` images for randomness rna-core does not draw)."""
         raise NotImplementedError(f"the {self.name} backend cannot adopt a user's model")
 
-    def attack(self, model: Any, x: Any, y: Any, spec: AttackSpec, rng: np.random.Generator) -> Any:
-        """Adversarial examples for ``spec`` in the model's current mode and path policy; every random number
-        (starts, targets, Square's squares) is drawn from ``rng``."""
-        return run(self.oracle(model), x, y, spec, rng)
+    def prepare(self, model: Any, speed: Speed) -> None:
+        """Run ``model`` as ``speed`` says; a backend without one of its options raises ConfigError naming it."""
+        if speed.precision != "fp32" or speed.channels_last or speed.compile:
+            raise ConfigError(f"the {self.name} backend runs fp32, channels-first, uncompiled only (got precision="
+                              f"{speed.precision!r}, channels_last={speed.channels_last}, compile={speed.compile})")
+        if speed.sync_bn and self.world().size > 1:
+            raise ConfigError(f"sync_bn: the {self.name} backend has no SyncBN")
 
-    def input_gradient(self, model: Any, x: Any, y: Any) -> np.ndarray:
-        """Per-example grad_x of the cross-entropy at one forward (one draw), as numpy."""
-        oracle = self.oracle(model)
-        return self.numpy(oracle.loss_grad(CE, x, y, y, oracle.draw())[2])
+    # -- parameters -----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def get_state(self, model: Any, names: Iterable[str] | None = None, optimizer: Any = None
+                  ) -> dict[str, np.ndarray]:
+        """Parameters and buffers under canonical names (only ``names`` if given: CTRW reads its sigmas after every
+        step). With ``optimizer`` (one ``make_optimizer`` made for ``model``): its momentum buffers instead, under
+        ``momentum.<canonical name>`` (only those that exist, as torch holds them)."""
+
+    @abstractmethod
+    def set_state(self, model: Any, state: dict[str, np.ndarray], strict: bool = True, optimizer: Any = None
+                  ) -> None:
+        """Load canonical state in place (the optimizer keeps tracking the parameters). ``strict``: ``state`` must
+        name every entry; otherwise only the given entries are written. Unknown names or wrong shapes raise
+        ValueError (``check_state``). With ``optimizer``: its momentum buffers (``get_state``'s names)."""
+
+    @abstractmethod
+    def get_params(self, model: Any) -> list[T]:
+        """Copies of the trainable parameters' values, on the device, in ``Grad.params``' order."""
+
+    @abstractmethod
+    def set_params(self, model: Any, values: list[T]) -> None:
+        """Write ``values`` (``get_params``' order and shapes) into the trainable parameters, in place."""
+
+    # -- computation on one draw ----------------------------------------------------------------------------------
+    @abstractmethod
+    def logits(self, model: Any, x: T, draw: Draw) -> T:
+        """Forward without gradient on ``draw`` (its path, noise and, in training mode, BN perturbation)."""
+
+    @abstractmethod
+    def value_and_grad(self, model: Any, loss: Loss, x: T | tuple[T, ...], y: T, w: T, draw: Draw,
+                       wrt: tuple[str, ...] = (PARAMS,)) -> Grad:
+        """``loss`` of the logits of ``x`` (a tuple: each forwarded on ``draw``, the loss gets the tuple of
+        logits) and its gradients with respect to ``wrt`` (``PARAMS``, ``INPUT``, ``DELTA``: the draw's BN
+        perturbation) from one backward, in the model's current mode. Gradients with respect to the parameters
+        are the data-parallel world's mean; under fp16 they are the loss-scaled ones ``update`` expects."""
+
+    def jacobian(self, model: Any, x: T, draw: Draw) -> tuple[T, T]:
+        """(logits (N, K), d logits / dx as (N, K, ...)) on one draw: one ``value_and_grad`` per class."""
+        ops, rows, logits, k = self.ops, [], None, model.num_classes
+        labels = ops.tensor(np.zeros(x.shape[0], np.int64))  # unused by the loss
+        for j in range(k):
+            w = ops.one_hot(ops.tensor(np.full(x.shape[0], j, np.int64)), k, x)
+            g = self.value_and_grad(model, LOGITS, x, labels, w, draw, (INPUT,))
+            rows.append(g.input)
+            logits = g.logits
+        return logits, ops.stack(rows, 1)
+
+    # -- optimizer ------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def make_optimizer(self, model: Any, config: SGDConfig) -> Any: ...
+
+    @abstractmethod
+    def update(self, model: Any, optimizer: Any, terms: list[tuple[float, Grad]], lr: float) -> None:
+        """One optimizer step at learning rate ``lr`` (weight decay and momentum included) with the gradient
+        sum_i w_i g_i of ``terms``; a parameter no term has a gradient for is left untouched (no weight decay, no
+        momentum), as torch.optim.SGD leaves one whose gradient is None."""

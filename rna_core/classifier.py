@@ -3,48 +3,46 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from . import models
-from .apart import BNLayout, bn_layout
-from .backend import Backend
+from .apart import BNLayout, BNPerturbation
+from .backend import INPUT, Backend
 from .checkpoints import load_checkpoint
 from .controller import DrawController
-from .models.ctrw import add_random_weight, random_weights
+from .losses import CE
+from .models.ctrw import add_random_weight
 from .paths import PathSpace
 from .registry import get_backend
 
 
 @dataclass
 class Classifier:
-    """``model`` (a backend's module) asks ``controller`` for its path on every forward; ``arch`` is the
-    architecture dict it was built from (stored in checkpoints to rebuild it)."""
+    """``model`` (a backend's ``rna_core.model.Model``) asks ``controller`` for its path on every forward;
+    ``graph`` and ``arch`` are the architecture it was built from (``arch`` is stored in checkpoints to rebuild it;
+    a user's adopted model has no graph)."""
 
     backend: Backend
     model: Any
     controller: DrawController
-    graph: models.Graph
+    graph: models.Graph | None
     arch: dict
 
     @property
     def space(self) -> PathSpace:
         return self.controller.space
 
-    @cached_property
+    @property
     def bn_layout(self) -> BNLayout:
         """The BN layers and their slices of APART's perturbation vector."""
-        return bn_layout(self.graph, self.space)
+        return self.model.bn_layout
 
     @property
     def sigma_names(self) -> list[str]:
-        """Canonical names of the CTRW sigma parameters (one per random weight; an adopted model names its own)."""
-        own = getattr(self.model, "sigma_names", None)
-        if own is not None:
-            return list(own)
-        return [f"{name}.sigma" for name in random_weights(self.graph)]
+        """Canonical names of the CTRW sigma parameters (one per random weight)."""
+        return list(self.model.sigma_names)
 
     def sigmas(self) -> dict[str, np.ndarray]:
         """Every random weight's sigma, by canonical name."""
@@ -56,8 +54,9 @@ class Classifier:
     def check_images(self, x: np.ndarray) -> np.ndarray:
         """Images must be float N x C x H x W in [0, 1] with the model's channel count."""
         x = np.asarray(x)
-        if x.ndim != 4 or x.shape[1] != self.graph.in_channels:
-            raise ValueError(f"expected images N x {self.graph.in_channels} x H x W, got shape {x.shape}")
+        c = self.model.in_channels
+        if x.ndim != 4 or x.shape[1] != c:
+            raise ValueError(f"expected images N x {c} x H x W, got shape {x.shape}")
         if not np.issubdtype(x.dtype, np.floating):
             raise ValueError(f"expected float images in [0, 1], got dtype {x.dtype} (divide uint8 by 255)")
         if x.size and not np.isfinite(x).all():
@@ -73,15 +72,28 @@ class Classifier:
             raise ValueError(f"expected labels of shape ({n if n is not None else 'N'},), got {y.shape}")
         if y.size and not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"labels must be integers, got dtype {y.dtype}")
-        k = self.graph.num_classes
+        k = self.model.num_classes
         if y.size and (y.min() < 0 or y.max() >= k):
             raise ValueError(f"labels must lie in [0, {k}) for this {k}-class model, got [{y.min()}, {y.max()}]")
         return y.astype(np.int64, copy=False)
 
+    def logits(self, x: Any, bn: BNPerturbation | None = None) -> np.ndarray:
+        """Host logits of images (numpy, or the backend's tensors) on the next draw, with APART's BN perturbation
+        ``bn`` if given (training mode required); the mode is the caller's."""
+        ops = self.backend.ops
+        xb = ops.tensor(x) if isinstance(x, np.ndarray) else x
+        return ops.numpy(self.backend.logits(self.model, xb, self.controller.next_draw().perturbed(bn)))
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class predictions for one draw of the path per call (eval mode is the caller's choice)."""
-        out = self.backend.logits(self.model, self.backend.tensor(self.check_images(x)))
-        return self.backend.numpy(out).argmax(1)
+        return self.logits(self.check_images(x)).argmax(1)
+
+    def input_gradient(self, x: Any, y: Any) -> np.ndarray:
+        """Per-example grad_x of the cross-entropy at one forward (the next draw), as numpy."""
+        ops = self.backend.ops
+        xb, yb = (ops.tensor(a) if isinstance(a, np.ndarray) else a for a in (x, y))
+        g = self.backend.value_and_grad(self.model, CE, xb, yb, yb, self.controller.next_draw(), (INPUT,))
+        return ops.numpy(g.input)
 
 
 def graph_from_arch(arch: dict) -> models.Graph:
@@ -105,8 +117,7 @@ def build_classifier(arch: dict, space_spec: str | PathSpace, layer_free: bool, 
     space = space_spec if isinstance(space_spec, PathSpace) else PathSpace.uniform(space_spec, graph.num_slots,
                                                                                     layer_free)
     controller = DrawController(space, path_rng, graph.noise_size)
-    be.seed(seed)
-    model = be.build_model(graph, controller)
+    model = be.build_model(graph, controller, seed)
     return Classifier(be, model, controller, graph, dict(arch))
 
 
@@ -138,7 +149,5 @@ def adopt(model: Any, num_classes: int, in_channels: int, probe: np.ndarray | No
     backend detect randomness it does not draw."""
     be = get_backend(backend or framework_of(model))
     adopted, be = be.adopt(model, num_classes, in_channels, probe)
-    arch = {"name": adopted.graph.name, "num_classes": num_classes, "in_channels": in_channels}
-    clf = Classifier(be, adopted, adopted.controller, adopted.graph, arch)
-    clf.__dict__["bn_layout"] = adopted.bn_layout  # found in the module, not in a graph
-    return clf
+    arch = {"name": f"adopted:{type(model).__name__}", "num_classes": num_classes, "in_channels": in_channels}
+    return Classifier(be, adopted, adopted.controller, None, arch)

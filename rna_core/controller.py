@@ -1,7 +1,8 @@
 """Where a model's randomness comes from on each forward, and the sampling policies that govern it.
 
 A draw is the RNA path (one candidate index per normalization slot) and, for models with CTRW random
-weights, one N(0, 1) noise vector covering all of them. The controller lives in the core (numpy only); a
+weights, one N(0, 1) noise vector covering all of them; a training step that perturbs APART's BN statistics adds
+the perturbation to the draw of its passes (``Draw.perturbed``). The controller lives in the core (numpy only); a
 backend's model asks it for the draw at the start of every forward, so a model handed to any outside attack
 is a genuinely random function.
 
@@ -17,18 +18,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
+from .apart import BNPerturbation
 from .paths import PathSpace
 
 
-class Draw(NamedTuple):
-    """One sample of a model's randomness: its path (int per slot) and CTRW noise (float32, or None)."""
+@dataclass(frozen=True, eq=False)
+class Draw:
+    """One forward's draw: its path (int per slot), CTRW noise (float32, or None) and, for an APART pass, the BN
+    perturbation every BN layer applies (``rna_core.apart``; None: plain BN). It unpacks as the sample of the
+    model's randomness it holds: ``path, noise = draw``."""
 
     path: np.ndarray
     noise: np.ndarray | None = None
+    bn: BNPerturbation | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray | None]:
+        yield self.path
+        yield self.noise
+
+    def perturbed(self, bn: BNPerturbation | None) -> Draw:
+        """This draw with the BN perturbation ``bn``."""
+        return Draw(self.path, self.noise, bn)
 
 
 class DrawController:

@@ -40,10 +40,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .attacks import AttackSpec
+from .attacks import AttackSpec, attack
 from .backend import Backend
 from .classifier import Classifier, adopt
 from .data.loader import batches, num_batches
+from .losses import cross_entropy_np
 from .scoring import Score, score
 
 PROTOCOLS = ("paper", "adaptive", "oracle")
@@ -71,8 +72,8 @@ def craft(clf: Classifier, x: np.ndarray, y: np.ndarray, spec: AttackSpec, rng: 
 def attack_checked(clf: Classifier, x: np.ndarray, y: np.ndarray, spec: AttackSpec, rng: np.random.Generator):
     """``craft`` for images and labels already checked (an evaluation batch, a training batch of a loaded data
     set): no second pass over the batch on the host per attack or step."""
-    be = clf.backend
-    return be.attack(clf.model, be.tensor(x), be.tensor(y), spec, rng)
+    ops = clf.backend.ops
+    return attack(clf.backend, clf.model, ops.tensor(x), ops.tensor(y), spec, rng)
 
 
 def _columns(attacks) -> dict[str, list[AttackSpec]]:
@@ -97,15 +98,14 @@ class _Batch:
 
     def answer(self, images: np.ndarray, answers: int | None = None) -> np.ndarray:
         """(N, R) correctness of ``images`` under fresh draws (the current policy's draws)."""
-        be, model = self.clf.backend, self.clf.model
+        clf = self.clf
         r = self.answers if answers is None else answers
         out = np.empty((len(self.y), r), bool)
         for j in range(r):
             if self.per_example:
-                out[:, j] = [be.numpy(be.logits(model, be.tensor(images[i:i + 1]))).argmax(1)[0] == self.y[i]
-                             for i in range(len(self.y))]
+                out[:, j] = [clf.logits(images[i:i + 1]).argmax(1)[0] == self.y[i] for i in range(len(self.y))]
             else:
-                out[:, j] = be.numpy(be.logits(model, be.tensor(images))).argmax(1) == self.y
+                out[:, j] = clf.logits(images).argmax(1) == self.y
         return out
 
     def submitted(self, adv: np.ndarray, spec: AttackSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -123,16 +123,10 @@ def _forwards(clf: Classifier):
     return count, clf.controller.observe(lambda _: count.__setitem__(0, count[0] + 1))
 
 
-def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(1, keepdims=True)
-    return np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]
-
-
 def _most_confusing(clf: Classifier, batch: _Batch, candidates: list[np.ndarray], queries: int) -> np.ndarray:
     """Per example, the candidate whose cross-entropy averaged over ``queries`` fresh draws is highest."""
-    be = clf.backend
-    losses = [np.mean([_cross_entropy(be.numpy(be.logits(clf.model, be.tensor(adv))), batch.y)
-                       for _ in range(queries)], axis=0) for adv in candidates]
+    losses = [np.mean([cross_entropy_np(clf.logits(adv), batch.y) for _ in range(queries)], axis=0)
+              for adv in candidates]
     best = np.argmax(losses, axis=0)
     return np.stack(candidates)[best, np.arange(len(best))]
 
@@ -159,14 +153,14 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                         ("batch_size", batch_size)):
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if getattr(dataset, "num_classes", clf.graph.num_classes) != clf.graph.num_classes:
-        raise ValueError(f"the data set has {dataset.num_classes} classes but the model {clf.graph.num_classes}")
+    if getattr(dataset, "num_classes", clf.model.num_classes) != clf.model.num_classes:
+        raise ValueError(f"the data set has {dataset.num_classes} classes but the model {clf.model.num_classes}")
     rng = rng or np.random.default_rng(0)
     be, ctrl = clf.backend, clf.controller
     random = ctrl.is_random
     holdable = getattr(clf.model, "holdable", True)  # False: randomness the model draws itself
     columns = _columns(attacks)
-    be.set_training(clf.model, False)
+    clf.model.set_train(False)
     mats: dict[str, list[list[np.ndarray]]] = {}   # key -> per batch, the matrices to combine
     dists: dict[str, list[np.ndarray]] = {}
     forwards: dict[str, int] = {}
@@ -180,7 +174,7 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
         clusters.append(start + np.arange(len(y)) if batch.per_example else np.full(len(y), b))
 
         def add(key: str, spec: AttackSpec, adv, count: int, found=found, batch=batch) -> None:
-            images, l2 = batch.submitted(be.numpy(adv), spec)
+            images, l2 = batch.submitted(be.ops.numpy(adv), spec)
             correct = batch.answer(images)
             found.setdefault(key, []).append(correct)
             col, member = key.rsplit("/", 1)
@@ -210,7 +204,7 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                     with counting:
                         adv = attack_checked(clf, batch.x, batch.y, paper_spec, rng)
                     if "oracle" in protocols:
-                        images, _ = batch.submitted(be.numpy(adv), spec)
+                        images, _ = batch.submitted(be.ops.numpy(adv), spec)
                         found.setdefault(f"{col}/oracle", []).append(batch.answer(images, answers=1))
                 if {"paper", "adaptive"} & set(protocols):
                     add(f"{col}/paper", spec, adv, count[0])
@@ -223,12 +217,13 @@ def evaluate(clf: Classifier, dataset, attacks: Sequence[AttackSpec] | dict[str,
                     if transfer_draws > 1:
                         count, counting = _forwards(clf)
                         with counting:
-                            candidates = [be.numpy(adv)]
+                            candidates = [be.ops.numpy(adv)]
                             for _ in range(transfer_draws - 1):
                                 with ctrl.frozen():
-                                    candidates.append(be.numpy(attack_checked(clf, batch.x, batch.y, paper_spec, rng)))
+                                    held = attack_checked(clf, batch.x, batch.y, paper_spec, rng)
+                                    candidates.append(be.ops.numpy(held))
                             chosen = _most_confusing(clf, batch, candidates, eot)
-                        add(f"{col}/transfer", spec, be.tensor(chosen), count[0])
+                        add(f"{col}/transfer", spec, be.ops.tensor(chosen), count[0])
         for col in columns:
             members = [m for m in ("paper", "eot", "transfer") if f"{col}/{m}" in found]
             if "adaptive" in protocols and members:
@@ -277,7 +272,7 @@ def score_examples(clf: Classifier, images: np.ndarray, labels: np.ndarray, answ
     answered by ``answers`` fresh draws: the rule every rna-core evaluation uses."""
     if answer not in ANSWER_MODES:
         raise ValueError(f"answer must be one of {ANSWER_MODES}, got {answer!r}")
-    clf.backend.set_training(clf.model, False)
+    clf.model.set_train(False)
     images = clf.check_images(images)
     labels = clf.check_labels(labels, len(images))
     mats, clusters = [], []

@@ -45,7 +45,7 @@ def model_card(metrics: dict, clf: Classifier, meta: dict | None = None, checkpo
     return {
         "model": {"checkpoint": checkpoint, "sha256": (meta or {}).get("sha256"), "architecture": clf.arch.get("name"),
                   "arch": clf.arch, "path_space": clf.space.summary(), "paths": str(clf.space.size),
-                  "ctrw_noise": clf.graph.noise_size, "randomized": random,
+                  "ctrw_noise": clf.controller.noise_size, "randomized": random,
                   "inference_forward_passes": 1},
         "data": {"name": data, "samples": metrics["n"]},
         "threat_model": _threat_model(metrics),

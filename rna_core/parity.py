@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .algorithms import ALGORITHMS
 from .apart import BNPerturbation, adversarial_delta
-from .attacks import AttackSpec, apgd, apgd_t, cw, deepfool, fgsm, mifgsm, pgd, square
-from .backend import Backend, SGDConfig
-from .classifier import build_classifier
+from .attacks import AttackSpec, apgd, apgd_t, attack, cw, deepfool, fgsm, mifgsm, pgd, square
+from .backend import DELTA, PARAMS, Backend, SGDConfig
+from .classifier import Classifier, build_classifier
+from .losses import CE_MEAN, cross_entropy_np
+from .methods import Step, get_method
 from .recipes import get_recipe
 
 QUANTITIES = ("logits", "loss", "input_gradient", "sgd_step", "running_stats", "pgd", "fgsm", "mifgsm")
@@ -43,8 +44,24 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _ce(logits: np.ndarray, y: np.ndarray) -> float:
-    z = logits - logits.max(1, keepdims=True)
-    return float((np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]).mean())
+    return float(cross_entropy_np(logits, y).mean())
+
+
+def _attack(c: Classifier, x: np.ndarray, y: np.ndarray, spec: AttackSpec, seed: int) -> np.ndarray:
+    ops = c.backend.ops
+    return ops.numpy(attack(c.backend, c.model, ops.tensor(x), ops.tensor(y), spec, np.random.default_rng(seed)))
+
+
+def _gradient(c: Classifier, x: np.ndarray, y: np.ndarray, bn: BNPerturbation):
+    """The parameter and BN-perturbation gradients of the mean CE on the next draw, perturbed by ``bn``."""
+    ops = c.backend.ops
+    yb = ops.tensor(y)
+    return c.backend.value_and_grad(c.model, CE_MEAN, ops.tensor(x), yb, yb, c.controller.next_draw().perturbed(bn),
+                                    (PARAMS, DELTA))
+
+
+def _method_step(c: Classifier, opt, method: str, x: np.ndarray, y: np.ndarray, recipe, seed, lr: float) -> None:
+    get_method(method).step(Step(c, opt, recipe, np.random.default_rng(seed), lr), x, y)
 
 
 def pair(a: Backend | str, b: Backend | str, norms: str, arch: str, width: int, seed: int,
@@ -70,22 +87,20 @@ def compare(a: Backend | str, b: Backend | str, norms: str = "bn+in", arch: str 
     out: dict[str, float] = {}
     with ca.controller.fixed(path), cb.controller.fixed(path):
         for c in (ca, cb):
-            c.backend.set_training(c.model, False)
-        la = ca.backend.numpy(ca.backend.logits(ca.model, ca.backend.tensor(x)))
-        lb = cb.backend.numpy(cb.backend.logits(cb.model, cb.backend.tensor(x)))
+            c.model.set_train(False)
+        la, lb = ca.logits(x), cb.logits(x)
         out["logits"] = _rel(la, lb)
         out["loss"] = _rel(np.array(_ce(la, y)), np.array(_ce(lb, y)))
-        ga = ca.backend.input_gradient(ca.model, ca.backend.tensor(x), ca.backend.tensor(y))
-        gb = cb.backend.input_gradient(cb.model, cb.backend.tensor(x), cb.backend.tensor(y))
-        out["input_gradient"] = _rel(ga, gb)
+        out["input_gradient"] = _rel(ca.input_gradient(x, y), cb.input_gradient(x, y))
         for name, spec_attack in (("pgd", pgd(3, 8 / 255, 2 / 255)), ("fgsm", fgsm()), ("mifgsm", mifgsm(3))):
-            adv = [c.backend.numpy(c.backend.attack(c.model, c.backend.tensor(x), c.backend.tensor(y), spec_attack,
-                                                    np.random.default_rng(1))) for c in (ca, cb)]
+            adv = [_attack(c, x, y, spec_attack, 1) for c in (ca, cb)]
             out[name] = float((np.abs(adv[0] - adv[1]) > 1e-6).mean())
         for c in (ca, cb):
-            c.backend.set_training(c.model, True)
+            c.model.set_train(True)
             opt = c.backend.make_optimizer(c.model, SGDConfig(0.1, 0.9, 5e-4))
-            c.backend.train_step(c.model, opt, c.backend.tensor(x), c.backend.tensor(y))
+            yb = c.backend.ops.tensor(y)
+            g = c.backend.value_and_grad(c.model, CE_MEAN, c.backend.ops.tensor(x), yb, yb, c.controller.next_draw())
+            c.backend.update(c.model, opt, [(1.0, g)], 0.1)
     sa, sb = ca.backend.get_state(ca.model), cb.backend.get_state(cb.model)
     stats = [k for k in sa if "running_" in k]
     out["sgd_step"] = max(_rel(sa[k], sb[k]) for k in sa if k not in stats)
@@ -109,16 +124,16 @@ def compare_apart(a: Backend | str, b: Backend | str, norms: str = "bn", arch: s
     with ca.controller.fixed(ca.controller.draw()) as path, cb.controller.fixed(path):
         grads = []
         for c in (ca, cb):
-            c.backend.set_training(c.model, True)
-            grads.append(c.backend.gradient(c.model, c.backend.tensor(x), c.backend.tensor(y), zero))
+            c.model.set_train(True)
+            grads.append(_gradient(c, x, y, zero))
         states = [c.backend.get_state(c.model) for c in (ca, cb)]
-        theta = BNPerturbation(adversarial_delta(grads[0].delta, 0.1), groups, False)
-        grads2 = [c.backend.gradient(c.model, c.backend.tensor(x), c.backend.tensor(y), theta) for c in (ca, cb)]
+        theta = BNPerturbation(adversarial_delta(ca.backend.ops.numpy(grads[0].delta), 0.1), groups, False)
+        grads2 = [_gradient(c, x, y, theta) for c in (ca, cb)]
         for tag, (ga, gb) in (("pass1", grads), ("pass2", grads2)):
-            out[f"delta_grad_{tag}"] = _rel(ga.delta, gb.delta)
+            out[f"delta_grad_{tag}"] = _rel(ca.backend.ops.numpy(ga.delta), cb.backend.ops.numpy(gb.delta))
             if [u is None for u in ga.params] != [v is None for v in gb.params]:
                 raise AssertionError(f"{tag}: the backends disagree on which parameters the pass used")
-            out[f"param_grad_{tag}"] = max(_rel(ca.backend.numpy(u), cb.backend.numpy(v))
+            out[f"param_grad_{tag}"] = max(_rel(ca.backend.ops.numpy(u), cb.backend.ops.numpy(v))
                                            for u, v in zip(ga.params, gb.params, strict=True) if u is not None)
         out["running_stats_pass1"] = max(_rel(states[0][k], states[1][k]) for k in states[0] if "running_" in k)
         for method in ("sam", "apart", "apart-sam"):
@@ -126,8 +141,7 @@ def compare_apart(a: Backend | str, b: Backend | str, norms: str = "bn", arch: s
             for c in (ca, cb):
                 c.backend.set_state(c.model, states[0])
                 opt = c.backend.make_optimizer(c.model, SGDConfig(0.1, 0.9, 5e-4))
-                ALGORITHMS[method](c, opt, x, y, get_recipe("quick-apart", apart_groups=groups),
-                                   np.random.default_rng(seed + 1))
+                _method_step(c, opt, method, x, y, get_recipe("quick-apart", apart_groups=groups), seed + 1, 0.1)
                 after.append(c.backend.get_state(c.model))
             out[f"{method}_step"] = max(_rel(after[0][k], after[1][k]) for k in after[0])
     return out
@@ -148,16 +162,14 @@ def compare_attacks(a: Backend | str, b: Backend | str, attacks: tuple[AttackSpe
     out: dict[str, dict[str, float]] = {}
     with ca.controller.fixed(ca.controller.draw()) as path, cb.controller.fixed(path):
         for c in (ca, cb):
-            c.backend.set_training(c.model, False)
-        y = ca.backend.numpy(ca.backend.logits(ca.model, ca.backend.tensor(x))).argmax(1)
+            c.model.set_train(False)
+        y = ca.logits(x).argmax(1)
         for spec in attacks:
             adv, acc = [], []
             for c in (ca, cb):
-                xa = c.backend.numpy(c.backend.attack(c.model, c.backend.tensor(x), c.backend.tensor(y), spec,
-                                                      np.random.default_rng(seed + 1)))
+                xa = _attack(c, x, y, spec, seed + 1)
                 adv.append(xa)
-                acc.append(float((c.backend.numpy(c.backend.logits(c.model, c.backend.tensor(xa))).argmax(1) == y)
-                                 .mean()))
+                acc.append(float((c.logits(xa).argmax(1) == y).mean()))
             l2 = [float(np.linalg.norm((v - x).reshape(batch, -1), axis=1).mean()) for v in adv]
             out[spec.label] = {"pixels": float((np.abs(adv[0] - adv[1]) > 1e-4).mean()),
                                "accuracy": abs(acc[0] - acc[1]), "l2": abs(l2[0] - l2[1]) / max(l2[0], 1e-12)}
@@ -178,11 +190,11 @@ def compare_training(a: Backend | str, b: Backend | str, norms: str = "bn+in", m
     states, moments = [], []
     for c in (ca, cb):
         opt = c.backend.make_optimizer(c.model, SGDConfig(0.05, 0.9, 5e-4))
-        c.backend.set_training(c.model, True)
+        c.model.set_train(True)
         for t in range(steps):
-            ALGORITHMS[method](c, opt, x[t], y[t], recipe, np.random.default_rng([seed, t]))
+            _method_step(c, opt, method, x[t], y[t], recipe, [seed, t], 0.05)
         states.append(c.backend.get_state(c.model))
-        moments.append(c.backend.get_optimizer_state(opt, c.model))
+        moments.append(c.backend.get_state(c.model, optimizer=opt))
     if set(moments[0]) != set(moments[1]):
         raise AssertionError(f"momentum buffers on one backend only: {sorted(set(moments[0]) ^ set(moments[1]))}")
 

@@ -10,14 +10,12 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 
-from .apart import second_pass_size
 from .attacks import AttackSpec, pgd
+from .methods import METHODS
 from .validation import ConfigError, check_range, check_types
 
-METHODS = ("clean", "madry", "blackbox", "ctrw", "sam", "apart", "apart-sam")
 SIGMA_CONSTRAINTS = ("project", "authors", "none", "fixed-lower", "fixed-upper", "fixed-middle")
 SCHEDULES = ("piecewise", "cosine", "constant")
-ADVERSARIAL = ("madry", "blackbox", "ctrw")  # methods whose step trains on train_attack's examples
 CTRW_VARIANTS = ("in", "out", "both", "filter")  # rna_core.models.ctrw
 PRECISIONS = ("fp32", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
@@ -38,7 +36,7 @@ class Recipe:
     bound only), ``none`` (the "without constraint" ablation), ``fixed-lower`` / ``fixed-upper`` /
     ``fixed-middle`` (the "fixed std" ablations: sum(sigma) held at A, B or (A + B) / 2).
 
-    APART / SAM keys (methods ``sam``, ``apart``, ``apart-sam``, see ``rna_core.algorithms``): ``apart_eps`` is
+    APART / SAM keys (methods ``sam``, ``apart``, ``apart-sam``, see ``rna_core.methods``): ``apart_eps`` is
     the radius of the BN perturbations, ``apart_ratio`` = N / M the share of the batch in the second pass,
     ``apart_groups`` = n the number of BN groups in that pass, ``sam_rho`` SAM's radius (p = 2). A "standard"
     run is method ``clean``; its 2x budget doubles ``epochs`` (milestones are fractions, so the decay epochs
@@ -118,8 +116,9 @@ class Recipe:
         from .norms import parse_norms
 
         check_types(self, "recipe key")
-        for key, allowed in (("method", METHODS), ("schedule", SCHEDULES), ("sigma_constraint", SIGMA_CONSTRAINTS),
-                             ("precision", PRECISIONS), ("compile_mode", COMPILE_MODES),
+        for key, allowed in (("method", tuple(METHODS)), ("schedule", SCHEDULES),
+                             ("sigma_constraint", SIGMA_CONSTRAINTS), ("precision", PRECISIONS),
+                             ("compile_mode", COMPILE_MODES),
                              ("eval_answer", ANSWER_MODES), ("ctrw_variant", CTRW_VARIANTS)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"recipe key {key!r} must be one of {allowed}, got {getattr(self, key)!r}")
@@ -144,16 +143,16 @@ class Recipe:
             parse_protocols(self.eval_protocol)
         except ValueError as e:
             raise ConfigError(f"recipe key {'norms' if 'norm' in str(e) else 'eval_protocol'!r}: {e}") from None
-        if self.train_attack is None and self.method in ADVERSARIAL:
+        method = METHODS[self.method]
+        if self.train_attack is None and method.adversarial:
             raise ConfigError(f"recipe key 'train_attack' is null, but method {self.method!r} trains on attacks")
-        if self.method in ("apart", "apart-sam"):
-            second_pass_size(self.batch_size, self.apart_ratio, self.apart_groups)
-        if self.method in ("sam", "apart", "apart-sam") and (self.precision != "fp32" or self.compile):
-            raise ConfigError(f"recipe keys 'precision' / 'compile': method {self.method!r} runs fp32 and uncompiled "
-                              f"(got precision={self.precision!r}, compile={self.compile})")
-        if self.sync_bn and self.method in ("sam", "apart", "apart-sam"):
-            raise ConfigError(f"recipe key 'sync_bn' is not supported with method {self.method!r}: its passes "
-                              "compute Eq. 3 with each rank's own batch statistics (APART's groups are per rank)")
+        if method.check is not None:
+            try:
+                method.check(self)
+            except ConfigError:
+                raise
+            except ValueError as e:
+                raise ConfigError(f"method {self.method!r}: {e}") from None
 
     @property
     def eval_attacks(self) -> list[AttackSpec]:

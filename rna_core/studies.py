@@ -21,7 +21,7 @@ from .plots import pyplot, save
 
 
 def _accuracy(clf: Classifier, adv, y: np.ndarray) -> float:
-    return float((clf.backend.numpy(clf.backend.logits(clf.model, adv)).argmax(1) == y).mean())
+    return float((clf.logits(adv).argmax(1) == y).mean())
 
 
 def _names(clf: Classifier) -> list[str]:
@@ -41,7 +41,7 @@ def transfer_matrix(clf: Classifier, dataset, attack: AttackSpec, out_dir: str |
     rng = np.random.default_rng(seed)
     names = _names(clf)
     x, y = _batch(dataset, n)
-    clf.backend.set_training(clf.model, False)
+    clf.model.set_train(False)
     matrix = np.zeros((len(names), len(names)))
     for i in range(len(names)):
         with clf.controller.fixed(clf.space.fixed(i)):
@@ -80,7 +80,7 @@ def path_difference(clf: Classifier, dataset, attack: AttackSpec, out_dir: str |
         raise ValueError("path difference needs a layer-free path space")
     rng = np.random.default_rng(seed)
     x, y = _batch(dataset, n)
-    clf.backend.set_training(clf.model, False)
+    clf.model.set_train(False)
     random_layers = int((clf.space.counts > 1).sum())
     distances = distances or sorted({0, *range(0, random_layers + 1, max(1, random_layers // 10)), random_layers})
     rows = []
@@ -115,13 +115,13 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def gradient_similarity(clf: Classifier, dataset, out_dir: str | Path, n: int = 500, pairs: int = 10,
                         seed: int = 0) -> dict:
     x, y = _batch(dataset, n)
-    be = clf.backend
-    be.set_training(clf.model, False)
-    xb, yb = be.tensor(x), be.tensor(y)
+    ops = clf.backend.ops
+    clf.model.set_train(False)
+    xb, yb = ops.tensor(x), ops.tensor(y)
 
     def grad(path: np.ndarray) -> np.ndarray:
         with clf.controller.fixed(path):
-            return be.input_gradient(clf.model, xb, yb)
+            return clf.input_gradient(xb, yb)
 
     groups: dict[str, list[float]] = {}
     names = _names(clf)

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .algorithms import ALGORITHMS
-from .backend import Backend, SGDConfig
+from .backend import Backend, SGDConfig, Speed
 from .checkpoints import atomic_write, load_checkpoint, remove_stale_temporaries, resolve, rng_state, save_checkpoint
 from .classifier import Classifier, adopt, build_classifier
 from .data import load_dataset
 from .data.loader import batches, num_batches, prefetch
 from .evaluation import evaluate
+from .methods import Step, get_method
 from .recipes import Recipe, get_recipe, lr_at
 from .registry import get_backend
 from .run_lock import RunLock
@@ -137,9 +137,8 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
         else:
             clf = adopt(model, train_ds.num_classes, train_ds.shape[0], backend=be)
         progress = progress and world.is_main
-        if recipe.sync_bn:
-            be.sync_batch_norm(clf.model)
-        be.prepare(clf.model, recipe.precision, recipe.channels_last, recipe.compile, recipe.compile_mode)
+        be.prepare(clf.model, Speed(recipe.precision, recipe.channels_last, recipe.compile, recipe.compile_mode,
+                                    recipe.sync_bn))
         optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
         history: list[dict] = []
         start_epoch, partial = 0, None
@@ -150,7 +149,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
             if diff:
                 raise ValueError(f"cannot resume {run_dir}: recipe differs in {diff}")
             be.set_state(clf.model, state)
-            be.set_optimizer_state(optimizer, clf.model, opt_state)
+            be.set_state(clf.model, opt_state, optimizer=optimizer)
             for name in STREAMS:
                 streams[name].bit_generator.state = meta["rng"][name]
             history, start_epoch = meta["history"], meta["epoch"] + 1
@@ -159,7 +158,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
                 streams["data"].bit_generator.state = partial["data_rng"]
         if recipe.init_checkpoint and not has_ckpt:
             initialise_from(clf, recipe.init_checkpoint, world.is_main, recipe.init_partial)
-        step = ALGORITHMS[recipe.method]
+        method = get_method(recipe.method)
         steps_per_epoch = num_batches(len(train_ds), recipe.batch_size, True)
         if steps_per_epoch == 0:
             raise ValueError(f"{len(train_ds)} training examples do not fill one batch of {recipe.batch_size}")
@@ -180,7 +179,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
                 if bad:
                     raise TrainingDiverged(f"non-finite weights in {bad[:5]} at epoch {epoch}; not checkpointed: "
                                            f"{run_dir} keeps the last finite checkpoint, if any")
-                save_checkpoint(run_dir, tag, state, be.get_optimizer_state(optimizer, clf.model), meta)
+                save_checkpoint(run_dir, tag, state, be.get_state(clf.model, optimizer=optimizer), meta)
 
         def read(sums: list, first: int, last: int, lr: float) -> tuple[float, float, float]:
             """The running sums as numbers (one host read); raises if the loss became non-finite."""
@@ -206,8 +205,7 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
                 if i < skip:  # drawn again (same order, same augmentation), already trained on
                     continue
                 lr = lr_at(recipe, epoch, i, steps_per_epoch)
-                be.set_lr(optimizer, lr)
-                res = step(clf, optimizer, *world.shard(x, y), recipe, streams["attack"])
+                res = method.step(Step(clf, optimizer, recipe, streams["attack"], lr), *world.shard(x, y))
                 sums = [sums[0] + res.loss * res.count, sums[1] + res.correct, sums[2] + res.count]
                 if (i + 1) % recipe.log_every == 0 or i + 1 == steps_per_epoch:
                     sums = list(read(sums, last_read, i, lr))

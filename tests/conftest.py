@@ -36,6 +36,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", ids, indirect=True, scope="module")
 
 
+def _reseed_framework(backend, seed: int) -> None:
+    if backend.name == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+    else:
+        import mindspore
+
+        mindspore.set_seed(seed)
+
+
+@pytest.fixture
+def reseed():
+    """``reseed(backend, seed)``: seed the backend's framework's own global RNG (the core never draws from it)."""
+    return _reseed_framework
+
+
 @pytest.fixture(scope="module")
 def backend(request):
     from rna_core.registry import get_backend

@@ -3,33 +3,34 @@
 On Ascend the operator precision mode is ``RNA_ASCEND_PRECISION_MODE`` (default ``must_keep_origin_dtype``: the
 float32 the parity tests hold to; ``ascend/env.sh`` explains the faster modes).
 
-The draw of every forward (RNA path, CTRW noise) comes from the core's controller and is passed to the network
-as tensors, so a compiled program is reused for every path and noise; each model keeps its programs
-(``programs.Programs``). The optimizer is ``optimizer.MaskedSGD``: torch.optim.SGD's update, and like torch it
-leaves an RNA candidate the step's draw did not select untouched (no weight decay, no momentum); a gradient
-handle holds None for such a parameter, as torch's does. The parity tests hold it to torch's numbers over many
-steps.
+The draw of every forward (RNA path, CTRW noise, APART's perturbation) comes from the core and is written into the
+model's ``DrawState`` before the call (``Network.load``), so a compiled program is reused for every draw; each model
+keeps its programs (``programs.Programs``). The optimizer is ``optimizer.MaskedSGD``: torch.optim.SGD's update,
+and like torch it leaves an RNA candidate the step's draw did not select untouched (no weight decay, no
+momentum); a gradient holds None for such a parameter, as torch's does. The parity tests hold it to torch's
+numbers over many steps.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor
 
-from rna_core.apart import BNPerturbation
-from rna_core.backend import Backend, Gradient, SGDConfig, StepResult
-from rna_core.controller import DrawController
+from rna_core.backend import DELTA, INPUT, PARAMS, Backend, Grad, SGDConfig, Speed, check_state
+from rna_core.controller import Draw, DrawController
 from rna_core.distributed import World
+from rna_core.losses import Loss
 from rna_core.validation import ConfigError
 
-from .foreign import Adopted, differs_between_forwards
 from .network import Network
+from .ops import OPS
 from .optimizer import MaskedSGD
-from .oracle import MindSporeOps, MindSporeOracle
+from .own_model import adopt_cell
 
 MODES = ("pynative", "graph")
 
@@ -65,7 +66,7 @@ class MindSporeBackend(Backend):
             raise ValueError(f"mindspore mode must be one of {MODES}, got {mode!r}")
         self.mode, self.device = mode, device
         self.threads = _set_threads(threads)
-        self.ops = MindSporeOps()
+        self.ops = OPS
         device_id = os.environ.get("DEVICE_ID")  # set per worker by ascend/launch_rank_table.sh
         try:
             if device_id and device != "CPU":
@@ -98,75 +99,68 @@ class MindSporeBackend(Backend):
                 self._world = World()
         return self._world
 
-    def seed(self, seed: int) -> None:
+    # -- models ---------------------------------------------------------------------------------------------------
+    def build_model(self, graph, controller: DrawController, seed: int = 0) -> Network:
         ms.set_seed(seed)
+        return Network.build(graph, controller, self.mode == "graph", self.world().size)
 
-    def prepare(self, model: Network, precision: str = "fp32", channels_last: bool | None = None,
-                compile: bool = False, compile_mode: str = "default") -> None:
+    def adopt(self, module: ms.nn.Cell, num_classes: int, in_channels: int, probe: np.ndarray | None = None
+              ) -> tuple[Network, MindSporeBackend]:
+        """A user's ``nn.Cell`` as a model of this backend (``own_model.adopt_cell``); randomness detected on
+        ``probe`` images (two forwards on the same input that differ)."""
+        if not isinstance(module, ms.nn.Cell):
+            raise TypeError(f"the mindspore backend adopts an nn.Cell, got {type(module).__name__}")
+        return adopt_cell(module, num_classes, in_channels, probe, self.mode == "graph", self.world().size), self
+
+    def prepare(self, model: Network, speed: Speed) -> None:
         """``precision`` ``fp16`` / ``bf16``: ``Network.mixed_precision`` (MindSpore's O2 level: convolutions and
         dense layers in half precision, normalization and loss in float32; fp16 with a static loss scale of 1024).
         The CPU kernels have no bfloat16 convolution. ``compile`` means GRAPH_MODE (``mode="graph"``), where every
         program is compiled once per model (``compile_mode`` has no meaning here); channels_last does not exist
-        here (NCHW only)."""
+        here (NCHW only). ``sync_bn``: ``Network.synchronize_batch_norm`` in a data-parallel world."""
+        precision = speed.precision
         if precision not in ("fp32", "fp16", "bf16"):
             raise ConfigError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
-        if channels_last:
+        if speed.channels_last:
             raise ConfigError("channels_last: the MindSpore backend runs NCHW only (set channels_last to null/false)")
-        if compile and self.mode != "graph":
+        if speed.compile and self.mode != "graph":
             raise ConfigError("compile on MindSpore is GRAPH_MODE: use the backend with mode='graph' (--mode graph)")
         if precision == "bf16" and self.device == "CPU":
             raise ConfigError("precision bf16: MindSpore's CPU kernels have no bfloat16 convolution; use fp16 "
                               "or fp32 on CPU, bf16 on GPU / Ascend")
+        if speed.sync_bn and self.world().size > 1:
+            model.synchronize_batch_norm(self.world().size)
         if precision != "fp32":
             model.mixed_precision(ms.float16 if precision == "fp16" else ms.bfloat16,
                                   1024.0 if precision == "fp16" else 1.0)
 
-    def build_model(self, graph, controller: DrawController) -> Network:
-        return Network(graph, controller, self.mode == "graph", self.world().size)
-
-    def sync_batch_norm(self, model: Network) -> None:
-        if self.world().size > 1:
-            model.synchronize_batch_norm(self.world().size)
-
-    def set_training(self, model: Network, training: bool) -> None:
-        model.set_train(training)
-
-    @staticmethod
-    def _named(model: Network) -> dict[str, ms.Parameter]:
-        """The model's state under canonical names; an adopted cell's names without the wrapper's ``module.`` (as on
-        torch)."""
-        prefix = "module." if isinstance(model, Adopted) else ""
-        return {k.removeprefix(prefix): p for k, p in model.parameters_and_names()}
-
-    def get_state(self, model: Network, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-        own = self._named(model)
+    # -- parameters -----------------------------------------------------------------------------------------------
+    def get_state(self, model: Network, names: Iterable[str] | None = None, optimizer: MaskedSGD | None = None
+                  ) -> dict[str, np.ndarray]:
+        if optimizer is not None:  # torch's state: a momentum buffer for every parameter that has taken a step
+            if optimizer.momentum == 0:
+                return {}
+            return {f"momentum.{name}": acc.asnumpy().copy() for name, acc, started in
+                    zip(self._names(optimizer, model), optimizer.accum, optimizer.started(), strict=True) if started}
+        own = model.named()
         return {k: own[k].asnumpy().copy() for k in (own if names is None else names)}
 
-    def set_state(self, model: Network, state: dict[str, np.ndarray], strict: bool = True) -> None:
-        own = self._named(model)
-        self.check_state({k: tuple(p.shape) for k, p in own.items()}, state, strict)
+    def set_state(self, model: Network, state: dict[str, np.ndarray], strict: bool = True,
+                  optimizer: MaskedSGD | None = None) -> None:
+        if optimizer is not None:
+            self._set_momentum(model, optimizer, state)
+            return
+        own = model.named()
+        check_state({k: tuple(p.shape) for k, p in own.items()}, state, strict)
         for k, v in state.items():
             own[k].copy_(Tensor(np.asarray(v, np.float32)))
 
-    def make_optimizer(self, model: Network, config: SGDConfig) -> MaskedSGD:
-        return MaskedSGD(model.trainable_params(), config.lr, config.momentum, config.weight_decay)
-
-    def set_lr(self, optimizer: MaskedSGD, lr: float) -> None:
-        optimizer.learning_rate.copy_(Tensor(lr, ms.float32))
-
     @staticmethod
     def _names(optimizer: MaskedSGD, model: Network) -> list[str]:
-        names = {id(p): k for k, p in model.parameters_and_names()}
+        names = {id(p): k.removeprefix(model.prefix) for k, p in model.parameters_and_names()}
         return [names[id(p)] for p in optimizer.params]
 
-    def get_optimizer_state(self, optimizer: MaskedSGD, model: Network) -> dict[str, np.ndarray]:
-        """torch's state: a momentum buffer for every parameter that has taken a step (none without momentum)."""
-        if optimizer.momentum == 0:
-            return {}
-        return {f"momentum.{name}": acc.asnumpy().copy() for name, acc, started in
-                zip(self._names(optimizer, model), optimizer.accum, optimizer.started(), strict=True) if started}
-
-    def set_optimizer_state(self, optimizer: MaskedSGD, model: Network, state: dict[str, np.ndarray]) -> None:
+    def _set_momentum(self, model: Network, optimizer: MaskedSGD, state: dict[str, np.ndarray]) -> None:
         index = {name: i for i, name in enumerate(self._names(optimizer, model))}
         stat = optimizer.stat.asnumpy().copy()
         for key, value in state.items():
@@ -177,61 +171,67 @@ class MindSporeBackend(Backend):
             stat[index[name]] = 0
         optimizer.stat.copy_(Tensor(stat))
 
+    def get_params(self, model: Network) -> list[Tensor]:
+        return [p.value().copy() for p in model.trainable_params()]
+
+    def set_params(self, model: Network, values: list[Tensor]) -> None:
+        for p, v in zip(model.trainable_params(), values, strict=True):
+            p.copy_(v)
+
+    # -- computation on one draw ----------------------------------------------------------------------------------
     @staticmethod
-    def _delta(model: Network, bn: BNPerturbation, batch: int) -> Tensor:
-        bn.check_batch(batch)
-        delta = model.bn_layout.check(bn.delta)
-        return Tensor(delta if delta.size else np.zeros(1, np.float32))  # no size-0 tensors in a graph
+    @contextmanager
+    def _drawn(model: Network, draw: Draw, batch: int) -> Iterator[None]:
+        """``draw`` written for the programs called inside the block; for an APART pass its groups and track are
+        set meanwhile (constants of the program each (groups, track) compiles)."""
+        model.load(draw)
+        state = model.state
+        if draw.bn is not None:
+            draw.bn.check_batch(batch)
+            state.groups, state.track = draw.bn.groups, draw.bn.track
+        state.pending = True
+        try:
+            yield
+        finally:
+            state.pending, state.groups, state.track = False, 0, True
 
-    def gradient(self, model: Network, x: Tensor, y: Tensor, bn: BNPerturbation) -> Gradient:
-        fn = model.programs.perturbed_grad(bn.groups, bn.track)
-        (loss, logits), (g_delta, grads) = fn(x, y, model.next_draw(), self._delta(model, bn, len(y)))
-        correct = int((logits.argmax(1) == y).sum().asnumpy())
-        used = model.param_mask()  # None for the candidates off the path, as torch's autograd gives
-        params = tuple(g if u else None for g, u in zip(grads, used, strict=True))
-        return Gradient(params, g_delta.asnumpy()[:model.bn_layout.size], float(loss.asnumpy()), correct, len(y))
+    def logits(self, model: Network, x: Tensor, draw: Draw) -> Tensor:
+        with self._drawn(model, draw, x.shape[0]):
+            return model.programs.forward()(x)
 
-    def apply_gradient(self, model: Network, optimizer: MaskedSGD, terms: list[tuple[float, Gradient]]) -> None:
+    def value_and_grad(self, model: Network, loss: Loss, x, y, w, draw: Draw,
+                       wrt: tuple[str, ...] = (PARAMS,)) -> Grad:
+        if DELTA in wrt and draw.bn is None:
+            raise ValueError("a gradient with respect to the BN perturbation needs a draw that carries one")
+        xs = x if isinstance(x, tuple) else (x,)
+        with self._drawn(model, draw, xs[0].shape[0]):
+            (total, per, logits), grads = model.programs.value_and_grad(loss, wrt, len(xs))(*xs, y, w)
+        out = Grad(total, per, logits)
+        if INPUT in wrt:  # the gradient of the tuple xs first, then the weights'
+            inputs, grads = grads if (DELTA in wrt or PARAMS in wrt) else (grads, ())
+            out.input = inputs
+        grads = list(grads)
+        if DELTA in wrt:
+            out.delta = grads.pop(0)[:model.bn_layout.size]
+        if PARAMS in wrt:
+            used = model.param_mask(draw.path)  # None for the candidates off the path, as torch's autograd gives
+            out.params = [g if u else None for g, u in zip(grads, used, strict=True)]
+        return out
+
+    # -- optimizer ------------------------------------------------------------------------------------------------
+    def make_optimizer(self, model: Network, config: SGDConfig) -> MaskedSGD:
+        return MaskedSGD(model.trainable_params(), config.lr, config.momentum, config.weight_decay)
+
+    def update(self, model: Network, optimizer: MaskedSGD, terms: list[tuple[float, Grad]], lr: float) -> None:
+        optimizer.set_lr(lr)
         grads, mask = [], np.zeros(len(optimizer.params), np.float32)
-        for i, p in enumerate(optimizer.params):
-            parts = [w * g.params[i] for w, g in terms if g.params[i] is not None]
+        for i in range(len(optimizer.params)):
+            parts = [(w, g.params[i]) for w, g in terms if g.params[i] is not None]
             mask[i] = bool(parts)
-            grads.append(sum(parts[1:], parts[0]) if parts else ms.ops.zeros(p.shape, p.dtype))
+            if len(parts) == 1 and parts[0][0] == 1.0:
+                grads.append(parts[0][1])
+            elif parts:
+                grads.append(sum((w * t for w, t in parts[1:]), parts[0][0] * parts[0][1]))
+            else:
+                grads.append(optimizer.zero(i))
         model.programs.apply(optimizer)(ms.mutable(tuple(grads)), Tensor(mask))
-
-    def shift_weights(self, model: Network, grad: Gradient, scale: float) -> list[Tensor | None]:
-        saved = []
-        for p, g in zip(model.trainable_params(), grad.params, strict=True):
-            saved.append(None if g is None else p.value().copy())
-            if g is not None:
-                p.copy_(p + scale * g)
-        return saved
-
-    def restore_weights(self, model: Network, saved: list[Tensor | None]) -> None:
-        for p, s in zip(model.trainable_params(), saved, strict=True):
-            if s is not None:
-                p.copy_(s)
-
-    def train_step(self, model: Network, optimizer: MaskedSGD, x: Tensor, y: Tensor) -> StepResult:
-        draw = model.next_draw()
-        loss, logits = model.programs.train_step(optimizer)(x, y, draw, Tensor(model.param_mask()))
-        return StepResult(loss, (logits.argmax(1) == y).astype(ms.float32).sum(), len(y))  # read by the caller
-
-    def logits(self, model: Network, x: Tensor, bn: BNPerturbation | None = None) -> Tensor:
-        if bn is None:
-            return model.programs.forward()(x, model.next_draw())
-        return model.programs.perturbed_forward(bn.groups, bn.track)(x, model.next_draw(),
-                                                                     self._delta(model, bn, len(x)))
-
-    def oracle(self, model: Network) -> MindSporeOracle:
-        return MindSporeOracle(model, self.ops)
-
-    def adopt(self, module: ms.nn.Cell, num_classes: int, in_channels: int, probe: np.ndarray | None = None
-              ) -> tuple[Adopted, MindSporeBackend]:
-        """A user's ``nn.Cell`` as a model of this backend (``foreign.Adopted``); randomness detected on ``probe``
-        images (two forwards on the same input that differ)."""
-        if not isinstance(module, ms.nn.Cell):
-            raise TypeError(f"the mindspore backend adopts an nn.Cell, got {type(module).__name__}")
-        random = hasattr(module, "rna_controller") or (
-            probe is not None and differs_between_forwards(module, Tensor(np.asarray(probe, np.float32))))
-        return Adopted(module, num_classes, in_channels, random, self.mode == "graph", self.world().size), self

@@ -1,4 +1,5 @@
-"""Normalization layers and the RNA slot for MindSpore (NCHW), the same formulas as the torch backend.
+"""Normalization layers, the RNA slot and CTRW's random weights for MindSpore (NCHW); the torch backend's formulas,
+class names and constructor signatures.
 
 Parameters are named as torch's (``weight``, ``bias``, ``running_mean``, ``running_var``), so canonical names need
 no mapping. Each layer runs on MindSpore's fused kernels:
@@ -8,12 +9,14 @@ no mapping. Each layer runs on MindSpore's fused kernels:
   the unbiased variance; MindSpore's ``nn.BatchNorm2d`` would take 0.9 for the same update).
 - GN, IN, LN: ``ops.LayerNorm`` over the per-sample group view (N * G, C/G * H * W) (MindSpore's InstanceNorm2d
   has no CPU kernel), then the per-channel affine.
-APART's Eq. 3 and SyncBN keep explicit ops (``BatchGroupNorm.perturbed`` and the all-reduced statistics).
+APART's Eq. 3 and SyncBN keep explicit ops (``BatchNorm.perturbed`` and the all-reduced statistics).
 
-The path is tensor data: a slot receives the whole path (int32, shape (L,)) and indexes a cell list of its
-candidates with its entry (one switch per slot), so GRAPH_MODE compiles one graph for every path and only the
-selected candidate runs. During an APART pass the draw carries three more entries, (path, noise, delta, groups,
-track): the flat BN perturbation (a tensor) and two constants, so each (groups, track) compiles once.
+The draw of a forward reaches the layers through the network's ``DrawState``: the path and the CTRW noise as
+Parameters the host writes before each call (data, not constants: GRAPH_MODE compiles one graph for every path),
+the path also as a host array (PyNative slots read it without a device synchronisation), APART's perturbation as
+a Parameter (its gradient is the gradient with respect to that Parameter) with (groups, track) as constants each
+compiled perturbed program reads once. A slot indexes a cell list of its candidates with its path entry (one
+switch per slot), so only the selected candidate runs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,42 @@ from rna_core.norms import NormSpec, check_groups
 
 EPS = 1e-5
 MOMENTUM = 0.1
+
+
+@ms.jit_class
+class DrawState:
+    """The draw of the forward that runs, shared by the slots and random weights of one model: ``path`` (int32 (L,))
+    and ``noise`` (float32) Parameters, ``host`` (the path as a numpy array, what eager slots read), ``delta`` (the
+    flat BN perturbation, a Parameter whose gradient is APART's g_theta), ``groups`` (> 0 while a perturbed pass
+    runs: Eq. 3 with that many groups) and ``track``. ``compiled``: the model runs in GRAPH_MODE (slots switch on
+    the Parameter). Held by reference (a jit class): none of its Parameters is the model's state or trained."""
+
+    def __init__(self, num_slots: int, noise_size: int, delta_size: int) -> None:
+        self.host = np.zeros(num_slots, np.int32)
+        self.path = Parameter(Tensor(np.zeros(max(num_slots, 1), np.int32)), name="rna_path", requires_grad=False)
+        self.noise = Parameter(Tensor(np.zeros(max(noise_size, 1), np.float32)), name="rna_noise",
+                               requires_grad=False)
+        self.delta = Parameter(Tensor(np.zeros(max(delta_size, 1), np.float32)), name="rna_delta")  # PyNative
+        # differentiates only a Parameter that requires grad
+        self.groups = 0
+        self.track = True
+        self.compiled = False
+        self.pending = False  # the draw of the call that runs is written (a randomized cell's hook draws none)
+        self._written: tuple | None = None
+
+    def write(self, path: np.ndarray, noise: np.ndarray | None, delta: np.ndarray | None) -> None:
+        """The draw of the next call (what the last call had is not written again: a held draw costs nothing)."""
+        path = np.asarray(path, np.int32)
+        last = self._written
+        if last is None or not np.array_equal(last[0], path):
+            self.host[:] = path
+            if self.compiled and path.size:
+                self.path.copy_(Tensor(path))
+        if noise is not None and (last is None or last[1] is None or not np.array_equal(last[1], noise)):
+            self.noise.copy_(Tensor(np.asarray(noise, np.float32)))
+        if delta is not None:
+            self.delta.copy_(Tensor(delta if delta.size else np.zeros(1, np.float32)))
+        self._written = (path.copy(), None if noise is None else np.array(noise, np.float32))
 
 
 class _Affine(nn.Cell):
@@ -44,15 +83,13 @@ class _Affine(nn.Cell):
 
 
 class BatchGroupNorm(_Affine):
-    """BGN with G groups (BN: G = C): statistics over (N, C/G, H, W) of each group. A BN layer of the APART
-    layout (``offset`` >= 0) computes Eq. 3 when the draw carries a perturbation (``perturbed``)."""
+    """BGN with G groups: batch statistics over (N, C/G, H, W) of each group (Eq. 1 of the RNA paper)."""
 
     def __init__(self, channels: int, groups: int, affine: bool = True) -> None:
         super().__init__(channels, affine)
         self.groups = check_groups(groups, channels, "BGN")
         self.running_mean = Parameter(Tensor(ops.zeros(groups, ms.float32)), name="running_mean", requires_grad=False)
         self.running_var = Parameter(Tensor(ops.ones(groups, ms.float32)), name="running_var", requires_grad=False)
-        self.offset = -1
         self.sync = False  # SyncBN across the data-parallel world (set before compiling)
         self.world_size = 1
         self.all_reduce = None
@@ -71,25 +108,7 @@ class BatchGroupNorm(_Affine):
         unbiased = ops.stop_gradient(var) * (count / max(count - 1, 1))
         ops.assign(self.running_var, (1 - MOMENTUM) * self.running_var + MOMENTUM * unbiased)
 
-    def perturbed(self, x, delta, groups: int, track: bool):
-        """Eq. 3 of APART, gamma (1 + d_sigma) (x - (1 + d_mu) mu_hat) / sigma_hat + beta, with the biased batch
-        statistics of each of ``groups`` interleaved groups (sample i in group i mod groups)."""
-        n, c, h, w = x.shape
-        xg = x.reshape(n // groups, groups, c, h * w)
-        mean = xg.mean(axis=(0, 3), keep_dims=True)
-        var = ((xg - mean) ** 2).mean(axis=(0, 3), keep_dims=True)
-        if track:
-            self._track(mean.reshape(c), var.reshape(c), n * h * w)
-        d_mu = delta[self.offset:self.offset + c].reshape(1, 1, c, 1)
-        d_sigma = delta[self.offset + c:self.offset + 2 * c].reshape(1, 1, c, 1)
-        y = (xg - (1 + d_mu) * mean) / ops.sqrt(var + EPS) * (1 + d_sigma)
-        return self._scale(y.reshape(n, c, h, w))
-
-    def construct(self, x, draw=None):
-        if self.offset >= 0 and draw is not None and len(draw) > 2:
-            if not self.training:
-                raise RuntimeError("an APART BN perturbation needs training mode (batch statistics)")
-            return self.perturbed(x, draw[2], draw[3], draw[4])
+    def construct(self, x):
         if self.training and self.sync:
             return self.synchronized(x)
         n, c, h, w = x.shape
@@ -119,6 +138,41 @@ class BatchGroupNorm(_Affine):
         return self._scale(y)
 
 
+class BatchNorm(BatchGroupNorm):
+    """BN (BGN with G = C) with running statistics. Attached to a ``DrawState`` (``attach``), it computes APART's
+    Eq. 3 with its slice of the state's perturbation while a perturbed pass runs (``perturbed``)."""
+
+    def __init__(self, channels: int, affine: bool = True) -> None:
+        super().__init__(channels, channels, affine)
+        self.offset = -1
+        self.state: DrawState | None = None
+
+    def attach(self, state: DrawState, offset: int) -> None:
+        """Read APART perturbations from ``state`` at ``offset`` of the flat vector (``rna_core.apart``)."""
+        self.state, self.offset = state, offset
+
+    def construct(self, x):
+        if self.state is not None and self.state.groups > 0:
+            if not self.training:
+                raise RuntimeError("an APART BN perturbation needs training mode (batch statistics)")
+            return self.perturbed(x, self.state.delta, self.state.groups, self.state.track)
+        return super().construct(x)
+
+    def perturbed(self, x, delta, groups: int, track: bool):
+        """Eq. 3 of APART, gamma (1 + d_sigma) (x - (1 + d_mu) mu_hat) / sigma_hat + beta, with the biased batch
+        statistics of each of ``groups`` interleaved groups (sample i in group i mod groups)."""
+        n, c, h, w = x.shape
+        xg = x.reshape(n // groups, groups, c, h * w)
+        mean = xg.mean(axis=(0, 3), keep_dims=True)
+        var = ((xg - mean) ** 2).mean(axis=(0, 3), keep_dims=True)
+        if track:
+            self._track(mean.reshape(c), var.reshape(c), n * h * w)
+        d_mu = delta[self.offset:self.offset + c].reshape(1, 1, c, 1)
+        d_sigma = delta[self.offset + c:self.offset + 2 * c].reshape(1, 1, c, 1)
+        y = (xg - (1 + d_mu) * mean) / ops.sqrt(var + EPS) * (1 + d_sigma)
+        return self._scale(y.reshape(n, c, h, w))
+
+
 class GroupNorm(_Affine):
     """GN with G groups (IN: G = C, LN: G = 1): per-sample statistics over (C/G, H, W)."""
 
@@ -127,7 +181,7 @@ class GroupNorm(_Affine):
         self.groups = check_groups(groups, channels, "GN")
         self.layer_norm = ops.LayerNorm(begin_norm_axis=1, begin_params_axis=1, epsilon=EPS)
 
-    def construct(self, x, draw=None):
+    def construct(self, x):
         n, c, h, w = x.shape
         size = (c // self.groups) * h * w
         xg = x.reshape(n * self.groups, size)
@@ -136,8 +190,11 @@ class GroupNorm(_Affine):
 
 
 def make_norm(spec: NormSpec, channels: int) -> nn.Cell:
+    """The layer for one candidate on a ``channels``-wide feature map."""
     g = spec.num_groups(channels)
-    if spec.uses_batch_statistics:
+    if spec.kind == "bn":
+        return BatchNorm(channels, spec.affine)
+    if spec.kind == "bgn":
         return BatchGroupNorm(channels, g, spec.affine)
     return GroupNorm(channels, g, spec.affine)
 
@@ -149,11 +206,11 @@ def unique_parameter_names(cell: nn.Cell) -> None:
 
 
 class NormSlot(nn.Cell):
-    """RNA module: candidates named by spec key (their parameters keep the canonical names) and held again in
-    the cell list ``choices``; ``construct(x, draw)`` runs only ``choices[draw[0][slot]]`` (``draw`` = (path,
-    noise) of the forward): one switch in GRAPH_MODE on the path tensor; in PyNative the path is a host array."""
+    """RNA module: candidates named by spec key (their parameters keep the canonical names) and held again in the
+    cell list ``choices``; ``construct(x)`` runs only the candidate of the state's path entry ``slot`` (one switch
+    on the path Parameter when compiled; the host array eagerly). ``slot=None``: one candidate, outside the path."""
 
-    def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None, graph_mode: bool) -> None:
+    def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None, state: DrawState) -> None:
         super().__init__()
         self.slot = -1 if slot is None else slot
         self.keys = [s.key for s in specs]
@@ -163,19 +220,18 @@ class NormSlot(nn.Cell):
         self.single = len(cells) == 1
         if not self.single:
             self.choices = nn.CellList(cells)
-        self.graph_mode = graph_mode
-        self.takes_draw = True
+        self.state = state
         self.float_in = False  # mixed precision: normalize the float16 / bfloat16 activations in float32
         unique_parameter_names(self)
 
-    def construct(self, x, draw):
+    def construct(self, x):
         if self.float_in:
             x = x.astype(ms.float32)
         if self.single:
-            return getattr(self, self.keys[0])(x, draw)
-        if self.graph_mode:
-            return self.choices[draw[0][self.slot]](x, draw)
-        return self.choices[int(draw[0][self.slot])](x, draw)
+            return getattr(self, self.keys[0])(x)
+        if self.state.compiled:
+            return self.choices[self.state.path[self.slot]](x)
+        return self.choices[int(self.state.host[self.slot])](x)
 
 
 def candidate_owners(cell: nn.Cell) -> np.ndarray:
@@ -201,37 +257,37 @@ def used_mask(owners: np.ndarray, path: np.ndarray) -> np.ndarray:
 
 class RandomWeight(nn.Cell):
     """CTRW's random weight (Eq. 4): x * (mu + sigma * eps), mu and sigma (shape ``shape``, initialised to 1)
-    trainable, eps = draw[1][offset : offset + size] reshaped; broadcast over the batch."""
+    trainable, eps = the state's noise[offset : offset + size] reshaped; broadcast over the batch."""
 
-    def __init__(self, shape: tuple[int, ...], offset: int) -> None:
+    def __init__(self, shape: tuple[int, ...], offset: int, state: DrawState) -> None:
         super().__init__()
         self.mu = Parameter(Tensor(np.ones(shape, np.float32)), name="mu")
         self.sigma = Parameter(Tensor(np.ones(shape, np.float32)), name="sigma")
         self.shape, self.start, self.stop = tuple(shape), offset, offset + int(np.prod(shape))
-        self.takes_draw = True
+        self.state = state
 
-    def weight(self, draw):
-        return self.mu + self.sigma * draw[1][self.start:self.stop].reshape(self.shape)
+    def weight(self):
+        return self.mu + self.sigma * self.state.noise[self.start:self.stop].reshape(self.shape)
 
-    def construct(self, x, draw):
-        return x * self.weight(draw)
+    def construct(self, x):
+        return x * self.weight()
 
 
 class RandomConv(nn.Cell):
     """CTRW's "filter" variant (Table 4): a convolution whose kernel is multiplied by a random weight; the
     kernel is the parameter ``weight`` as in nn.Conv2d, so canonical names match torch's."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, offset: int) -> None:
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, offset: int,
+                 state: DrawState) -> None:
         super().__init__()
         conv = nn.Conv2d(cin, cout, kernel, stride, pad_mode="pad", padding=padding, has_bias=bias)
         self.weight = conv.weight
         self.bias = conv.bias if bias else None
-        self.random = RandomWeight(tuple(self.weight.shape), offset)
+        self.random = RandomWeight(tuple(self.weight.shape), offset, state)
         self.conv = ops.Conv2D(cout, kernel, pad_mode="pad", pad=padding, stride=stride)
-        self.takes_draw = True
 
-    def construct(self, x, draw):
-        y = self.conv(x, self.weight * self.random.weight(draw))
+    def construct(self, x):
+        y = self.conv(x, self.weight * self.random.weight())
         if self.bias is not None:
             y = y + self.bias.reshape(1, -1, 1, 1)
         return y

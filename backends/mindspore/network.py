@@ -1,8 +1,9 @@
-"""Turn a ``rna_core.models`` graph into MindSpore cells whose parameter names are the canonical names.
+"""MindSpore models: a ``rna_core.models`` graph built as cells whose parameter names are the canonical names, or a
+user's own cell, inside one ``Network`` (the core's ``rna_core.model.Model``).
 
-Containers take ``(x, draw)``; the draw (path: int32 (L,), a tensor in GRAPH_MODE and a host array in PyNative;
-noise: float32 tensor) flows to every NormSlot and random weight as data, so one GRAPH_MODE compilation serves
-every path and noise.
+Every layer takes ``construct(x)``; the draw of a forward reaches the slots and random weights through the
+network's ``layers.DrawState``, which ``load`` writes before each call (``programs.Programs`` does it), so one
+GRAPH_MODE compilation serves every path, noise and perturbation.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from rna_core.apart import bn_layout
-from rna_core.controller import DrawController
+from rna_core.apart import BNLayout, bn_layout
+from rna_core.controller import Draw, DrawController
 from rna_core.models import graph as g
+from rna_core.models.ctrw import random_weights
 from rna_core.norms import parse_norms
 
 from .layers import (
-    BatchGroupNorm,
+    BatchNorm,
+    DrawState,
     NormSlot,
     RandomConv,
     RandomWeight,
@@ -27,7 +30,7 @@ from .layers import (
 )
 from .programs import Programs
 
-_PLAIN_BN = parse_norms("bn")
+PLAIN_BN = parse_norms("bn")
 
 
 class Normalize(nn.Cell):
@@ -64,20 +67,12 @@ class Seq(nn.Cell):
     def __init__(self, children: list[tuple[str, nn.Cell]]) -> None:
         super().__init__()
         self.names = [n for n, _ in children]
-        self.flags = [getattr(c, "takes_draw", False) for _, c in children]
         for name, cell in children:
             self.insert_child_to_cell(name, cell)
-        self.takes_draw = True
-        self.amp = False  # mixed precision (set on the network only): the output cast back to float32
 
-    def construct(self, x, draw):
+    def construct(self, x):
         for i in range(len(self.names)):
-            if self.flags[i]:
-                x = getattr(self, self.names[i])(x, draw)
-            else:
-                x = getattr(self, self.names[i])(x)
-        if self.amp:
-            x = x.astype(ms.float32)
+            x = getattr(self, self.names[i])(x)
         return x
 
 
@@ -93,114 +88,135 @@ class Residual(nn.Cell):
             self.shortcut = build(node.shortcut)
         self.from_pre = node.shortcut_from_pre
         self.post_relu = node.post_relu
-        self.takes_draw = True
 
-    def construct(self, x, draw):
-        h = self.pre(x, draw) if self.has_pre else x
+    def construct(self, x):
+        h = self.pre(x) if self.has_pre else x
         if self.has_short:
-            s = self.shortcut(h, draw) if self.from_pre else self.shortcut(x, draw)
+            s = self.shortcut(h) if self.from_pre else self.shortcut(x)
         else:
             s = x
-        y = self.main(h, draw) + s
+        y = self.main(h) + s
         return ops.relu(y) if self.post_relu else y
 
 
-def half_precision(model: nn.Cell, dtype) -> None:
-    """The cell part of ``Network.mixed_precision``: convolutions and dense layers of ``model`` compute in ``dtype``,
-    its RNA slots normalize in float32. Before the model's first compiled program."""
-    if model.programs.built:
-        raise RuntimeError("set the precision before the first compiled program")
-    for _, cell in model.cells_and_names():
-        if isinstance(cell, nn.Conv2d | nn.Dense):
-            cell.to_float(dtype)
-        elif isinstance(cell, NormSlot):
-            cell.float_in = True
+SIMPLE = {g.ReLU: lambda n: nn.ReLU(), g.MaxPool: lambda n: MaxPool(n.kernel, n.stride, n.padding),
+          g.GlobalAvgPool: lambda n: GlobalAvgPool(), g.Linear: lambda n: nn.Dense(n.cin, n.cout),
+          g.Normalize: lambda n: Normalize(n.mean, n.std)}
 
 
-def synchronize_bn(model: nn.Cell, world_size: int) -> None:
-    """SyncBN for the BN layers of ``model``'s APART layout (those told an offset). Before the first compiled
-    program."""
-    if model.programs.built:
-        raise RuntimeError("enable SyncBN before the first compiled step")
-    for _, cell in model.cells_and_names():
-        if isinstance(cell, BatchGroupNorm) and cell.offset >= 0:
-            cell.synchronize(world_size)
+class Builder:
+    """Graph nodes -> cells; the slots and random weights read ``state``."""
+
+    def __init__(self, space, state: DrawState) -> None:
+        self.space, self.state = space, state
+
+    def __call__(self, node: object) -> nn.Cell:
+        if isinstance(node, g.Seq):
+            return Seq([(n, self(c)) for n, c in node.children])
+        if isinstance(node, g.Residual):
+            return Residual(node, self)
+        if isinstance(node, g.Conv) and node.random is not None:
+            return RandomConv(node.cin, node.cout, node.kernel, node.stride, node.padding, node.bias,
+                              node.random.offset, self.state)
+        if isinstance(node, g.RandomWeight):
+            return RandomWeight(node.shape, node.offset, self.state)
+        if isinstance(node, g.Conv):
+            return nn.Conv2d(node.cin, node.cout, node.kernel, node.stride, pad_mode="pad", padding=node.padding,
+                             has_bias=node.bias)
+        if isinstance(node, g.Norm):
+            specs = PLAIN_BN if node.slot is None else self.space.candidates[node.slot]
+            return NormSlot(node.channels, specs, node.slot, self.state)
+        if type(node) in SIMPLE:
+            return SIMPLE[type(node)](node)
+        raise TypeError(f"the mindspore backend cannot build graph node {type(node).__name__}")
 
 
-class Network(Seq):
-    """A built graph: ``construct(x, draw)``, draw = (path int32 (L,), noise float32) from ``next_draw()``
-    (the controller's draw for the forward that starts). ``programs`` holds its compiled functions."""
+class Network(nn.Cell):
+    """A model: ``construct(x)`` runs its children in order on the draw ``load`` wrote into ``state``.
 
-    def __init__(self, graph: g.Graph, controller: DrawController, graph_mode: bool = False,
-                 world_size: int = 1) -> None:
-        controller.check_slots(graph.num_slots, graph.name)
-        self.space, self.graph_mode = controller.space, graph_mode
-        super().__init__([(n, self._build(c)) for n, c in graph.root.children])
-        self.graph = graph
-        self.controller = controller
-        unique_parameter_names(self)
-        self.bn_layout = bn_layout(graph, controller.space)
-        offsets = self.bn_layout.offset_of()
-        for name, cell in self.cells_and_names():
-            if isinstance(cell, BatchGroupNorm) and name in offsets:
-                cell.offset = offsets[name]
-        self.programs = Programs(self, graph_mode, world_size)
-        self.param_slots = candidate_owners(self)
-        self.last_path = np.zeros(graph.num_slots, np.int64)
+    Built from a graph (``build``), its children are the graph's root, named canonically; around a user's cell
+    (``around``), the one child ``module``, whose prefix canonical names drop. ``programs`` holds its compiled
+    functions, ``owners`` the (slot, candidate) of every trainable parameter (``layers.candidate_owners``)."""
+
+    def __init__(self, children: list[tuple[str, nn.Cell]], state: DrawState, controller: DrawController,
+                 num_classes: int, in_channels: int, layout: BNLayout, sigma_names: tuple[str, ...],
+                 holdable: bool, graph_mode: bool, world_size: int = 1, prefix: str = "") -> None:
+        super().__init__()
+        self.names = [n for n, _ in children]
+        for name, cell in children:
+            self.insert_child_to_cell(name, cell)
+        self.state, self.controller = state, controller
+        self.num_classes, self.in_channels = num_classes, in_channels
+        self.bn_layout, self.sigma_names, self.holdable = layout, sigma_names, holdable
+        self.graph_mode, self.prefix = graph_mode, prefix
+        self.amp = False  # mixed precision: the output cast back to float32
         self.loss_scale = 1.0
+        state.compiled = graph_mode
+        offsets = layout.offset_of()
+        for name, cell in self.cells_and_names():
+            if isinstance(cell, BatchNorm) and name.removeprefix(prefix) in offsets:
+                cell.attach(state, offsets[name.removeprefix(prefix)])
+        self.owners = candidate_owners(self)
+        self.programs = Programs(self, graph_mode, world_size)
+
+    @classmethod
+    def build(cls, graph: g.Graph, controller: DrawController, graph_mode: bool = False,
+              world_size: int = 1) -> Network:
+        controller.check_slots(graph.num_slots, graph.name)
+        layout = bn_layout(graph, controller.space)
+        state = DrawState(graph.num_slots, graph.noise_size, layout.size)
+        build = Builder(controller.space, state)
+        sigmas = tuple(f"{name}.sigma" for name in random_weights(graph))
+        children = [(n, build(c)) for n, c in graph.root.children]
+        net = cls(children, state, controller, graph.num_classes, graph.in_channels, layout, sigmas, True,
+                  graph_mode, world_size)
+        unique_parameter_names(net)
+        return net
+
+    def construct(self, x):
+        for i in range(len(self.names)):
+            x = getattr(self, self.names[i])(x)
+        if self.amp:
+            x = x.astype(ms.float32)
+        return x
+
+    def load(self, draw: Draw) -> None:
+        """Write ``draw`` (path, noise, BN perturbation) where the layers read it, for the next call."""
+        delta = None
+        if draw.bn is not None:
+            delta = self.bn_layout.check(draw.bn.delta)
+        self.state.write(draw.path, draw.noise, delta)
+
+    def param_mask(self, path: np.ndarray) -> np.ndarray:
+        """``layers.used_mask`` of the trainable parameters for a forward on ``path``."""
+        return used_mask(self.owners, path)
+
+    def named(self) -> dict[str, ms.Parameter]:
+        """The model's parameters and buffers by canonical name."""
+        return {k.removeprefix(self.prefix): p for k, p in self.parameters_and_names()}
 
     def mixed_precision(self, dtype, loss_scale: float) -> None:
         """MindSpore's O2 level by hand: convolutions and dense layers compute in ``dtype`` (``to_float``), the
         normalization slots, the output and the loss in float32; the training loss is scaled by ``loss_scale``
         (a static scale, as MindSpore's FixedLossScaleManager) and the gradients unscaled. Before the first
         compiled program."""
-        half_precision(self, dtype)
+        if self.programs.built:
+            raise RuntimeError("set the precision before the first compiled program")
+        for _, cell in self.cells_and_names():
+            if isinstance(cell, nn.Conv2d | nn.Dense):
+                cell.to_float(dtype)
+            elif isinstance(cell, NormSlot):
+                cell.float_in = True
         self.amp, self.loss_scale = True, loss_scale
 
-    def param_mask(self, path: np.ndarray | None = None) -> np.ndarray:
-        """``layers.used_mask`` for ``path`` (default: the last draw's)."""
-        return used_mask(self.param_slots, self.last_path if path is None else path)
-
-    def next_draw(self) -> tuple[Tensor | np.ndarray, Tensor]:
-        """(path, noise) of the next forward (a model without random weights gets a 1-element noise). GRAPH_MODE:
-        both tensors, in an ``ms.mutable`` tuple so the graph treats them as data, not constants to compile in.
-        PyNative: the path stays a numpy array, so each slot reads its entry without a device synchronisation."""
-        path, noise = self.controller.next_draw()
-        self.last_path = path
-        noise_t = Tensor(noise if noise is not None else np.zeros(1, np.float32))
-        if not self.graph_mode:
-            return path.astype(np.int32), noise_t
-        return ms.mutable((Tensor(path.astype(np.int32)), noise_t))
-
     def synchronize_batch_norm(self, world_size: int) -> None:
-        """SyncBN: BN layers in training mode use the statistics of the data-parallel world's global batch; must
-        come before the first compiled program."""
-        synchronize_bn(self, world_size)
-
-    def _build(self, node: object) -> nn.Cell:
-        if isinstance(node, g.Seq):
-            return Seq([(n, self._build(c)) for n, c in node.children])
-        if isinstance(node, g.Residual):
-            return Residual(node, self._build)
-        if isinstance(node, g.Conv) and node.random is not None:
-            return RandomConv(node.cin, node.cout, node.kernel, node.stride, node.padding, node.bias,
-                              node.random.offset)
-        if isinstance(node, g.RandomWeight):
-            return RandomWeight(node.shape, node.offset)
-        if isinstance(node, g.Conv):
-            return nn.Conv2d(node.cin, node.cout, node.kernel, node.stride, pad_mode="pad", padding=node.padding,
-                             has_bias=node.bias)
-        if isinstance(node, g.Norm):
-            specs = _PLAIN_BN if node.slot is None else self.space.candidates[node.slot]
-            return NormSlot(node.channels, specs, node.slot, self.graph_mode)
-        if isinstance(node, g.ReLU):
-            return nn.ReLU()
-        if isinstance(node, g.MaxPool):
-            return MaxPool(node.kernel, node.stride, node.padding)
-        if isinstance(node, g.GlobalAvgPool):
-            return GlobalAvgPool()
-        if isinstance(node, g.Linear):
-            return nn.Dense(node.cin, node.cout)
-        if isinstance(node, g.Normalize):
-            return Normalize(node.mean, node.std)
-        raise TypeError(f"the mindspore backend cannot build graph node {type(node).__name__}")
+        """SyncBN: the BN layers of the APART layout (every BN candidate) use the statistics of the data-parallel
+        world's global batch in training; before the first compiled program."""
+        if self.programs.built:
+            raise RuntimeError("enable SyncBN before the first compiled step")
+        if not self.bn_layout.names:
+            raise ValueError("sync_bn: only rna-core's BN layers synchronize and this model has none: randomize the "
+                             "cell first (randomize(cell, 'bn') keeps it a BN model)")
+        for _, cell in self.cells_and_names():
+            if isinstance(cell, BatchNorm) and cell.offset >= 0:
+                cell.synchronize(world_size)

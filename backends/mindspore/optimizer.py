@@ -30,6 +30,8 @@ class MaskedSGD(nn.Cell):
         self.stat = Parameter(Tensor(np.ones(len(params), np.float32)), name="stat")
         self.learning_rate = Parameter(Tensor(lr, ms.float32), name="learning_rate")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.lr = float(lr)
+        self.zeros: dict[int, Tensor] = {}
 
     def construct(self, grads, mask):
         lr = self.learning_rate
@@ -40,6 +42,18 @@ class MaskedSGD(nn.Cell):
             ops.assign(p, p - (m * lr) * new_buf)
         ops.assign(self.stat, self.stat * (1 - mask))
         return True
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next steps (written to the device only when it changes)."""
+        if lr != self.lr:
+            self.learning_rate.copy_(Tensor(lr, ms.float32))
+            self.lr = float(lr)
+
+    def zero(self, i: int) -> Tensor:
+        """A zero gradient for parameter i (a candidate off the step's path; kept, made once)."""
+        if i not in self.zeros:
+            self.zeros[i] = ops.zeros(self.params[i].shape, self.params[i].dtype)
+        return self.zeros[i]
 
     def started(self) -> np.ndarray:
         """Per parameter: has it taken a step (does torch hold a momentum buffer for it)?"""

@@ -1,26 +1,31 @@
-"""The PyTorch implementation of ``rna_core.backend.Backend``."""
+"""The PyTorch implementation of ``rna_core.backend.Backend``: autograd, torch.optim.SGD and DDP."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from rna_core.apart import BNPerturbation
-from rna_core.backend import Backend, Gradient, SGDConfig, StepResult
-from rna_core.controller import DrawController
+from rna_core.backend import DELTA, INPUT, PARAMS, Backend, Grad, SGDConfig, Speed, check_state
+from rna_core.controller import Draw, DrawController
 from rna_core.distributed import World
+from rna_core.losses import Loss
 
-from .foreign import Adopted, differs_between_forwards
 from .network import Network
-from .oracle import TorchOps, TorchOracle
+from .ops import TorchOps, to_device
+from .own_model import adopt_module
+
+FP16_SCALE = 2.0**10
 
 
 class TorchBackend(Backend):
+    """Under fp16 autocast an input gradient is taken of the loss times ``FP16_SCALE`` and divided by it after
+    (small per-example gradients of a batch-mean loss would otherwise flush to zero in float16 and leave
+    sign(g) = 0); bf16 has float32's range and needs no scale. Parameter gradients under fp16 are those of the
+    ``GradScaler``'s scaled loss, which ``update`` unscales."""
+
     name = "torch"
 
     def __init__(self, device: str = "auto") -> None:
@@ -58,152 +63,161 @@ class TorchBackend(Backend):
                 model, device_ids=ids, find_unused_parameters=model.controller.space.is_random)
         return model.replicas["ddp"]
 
-    def _all_reduce_mean(self, tensors: list[torch.Tensor | None]) -> None:
+    def _all_reduce_mean(self, t: torch.Tensor) -> None:
         if self.world().size > 1:
             import torch.distributed as dist
 
-            for t in tensors:
-                if t is not None:
-                    dist.all_reduce(t)
-                    t /= self.world().size
+            dist.all_reduce(t)
+            t /= self.world().size
 
-    def seed(self, seed: int) -> None:
+    # -- models ---------------------------------------------------------------------------------------------------
+    def build_model(self, graph, controller: DrawController, seed: int = 0) -> Network:
         torch.manual_seed(seed)
-
-    def build_model(self, graph, controller: DrawController) -> Network:
-        return Network(graph, controller).to(self.device)
-
-    def sync_batch_norm(self, model: Network) -> None:
-        model.synchronize_batch_norm(self.world().size > 1)
-
-    def set_training(self, model: Network, training: bool) -> None:
-        model.train(training)
-
-    def get_state(self, model: Network, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-        state = model.state_dict()
-        return {k: state[k].detach().cpu().numpy().copy() for k in (state if names is None else names)}
-
-    @torch.no_grad()
-    def set_state(self, model: Network, state: dict[str, np.ndarray], strict: bool = True) -> None:
-        own = model.state_dict()
-        self.check_state({k: tuple(v.shape) for k, v in own.items()}, state, strict)
-        for k, v in state.items():
-            own[k].copy_(torch.from_numpy(np.asarray(v)))
-
-    def make_optimizer(self, model: Network, config: SGDConfig) -> torch.optim.SGD:
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
-
-    def set_lr(self, optimizer: torch.optim.SGD, lr: float) -> None:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-
-    def get_optimizer_state(self, optimizer: torch.optim.SGD, model: Network) -> dict[str, np.ndarray]:
-        out = {}
-        for name, p in model.named_parameters():
-            buf = optimizer.state.get(p, {}).get("momentum_buffer")
-            if buf is not None:
-                out[f"momentum.{name}"] = buf.detach().cpu().numpy().copy()
-        return out
-
-    def set_optimizer_state(self, optimizer: torch.optim.SGD, model: Network, state: dict[str, np.ndarray]) -> None:
-        params = dict(model.named_parameters())
-        for key, value in state.items():
-            name = key.removeprefix("momentum.")
-            if name not in params:
-                raise ValueError(f"optimizer state names unknown parameter {name!r}")
-            optimizer.state[params[name]]["momentum_buffer"] = self.tensor(np.asarray(value))
-
-    def prepare(self, model: Network, precision: str = "fp32", channels_last: bool | None = None,
-                compile: bool = False, compile_mode: str = "default") -> None:
-        """``Network.prepare`` (``channels_last=None``: off). fp16 training scales the loss
-        (``torch.amp.GradScaler``; its overflow check reads one flag on the host per step)."""
-        model.prepare(precision, bool(channels_last), compile, mode=compile_mode)
-        if precision == "fp16":
-            model.replicas["scaler"] = torch.amp.GradScaler(self.device.type)
-
-    def train_step(self, model: Network, optimizer: torch.optim.SGD, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        """One step; loss and correct count stay on the device (no host synchronisation)."""
-        out = self._parallel(model)(x)
-        loss = F.cross_entropy(out, y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler = model.replicas.get("scaler")
-        if scaler is None:
-            loss.backward()
-            model.drop_unselected_grads()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            model.drop_unselected_grads()
-            scaler.step(optimizer)
-            scaler.update()
-        return StepResult(loss.detach(), (out.argmax(1) == y).sum(), len(y))
-
-    @torch.no_grad()
-    def logits(self, model: Network, x: torch.Tensor, bn: BNPerturbation | None = None) -> torch.Tensor:
-        if bn is None:
-            return model(x)
-        with self._perturbed(model, bn, len(x)):
-            return model(x)
-
-    @contextmanager
-    def _perturbed(self, model: Network, bn: BNPerturbation, batch: int, grad: bool = False
-                   ) -> Iterator[torch.Tensor]:
-        bn.check_batch(batch)
-        delta = self.tensor(model.bn_layout.check(bn.delta)).requires_grad_(grad)
-        with model.perturbed(delta, bn.groups, bn.track):
-            yield delta
-
-    def gradient(self, model: Network, x: torch.Tensor, y: torch.Tensor, bn: BNPerturbation) -> Gradient:
-        params = [p for p in model.parameters() if p.requires_grad]
-        with self._perturbed(model, bn, len(x), grad=True) as delta:
-            out = model(x)
-            loss = F.cross_entropy(out, y)
-            *grads, g_delta = torch.autograd.grad(loss, [*params, delta], allow_unused=True)
-        g_delta = torch.zeros_like(delta) if g_delta is None else g_delta
-        self._all_reduce_mean([*grads, g_delta])  # data parallel: the global batch's mean gradient
-        g_delta = self.numpy(g_delta)
-        return Gradient(grads, g_delta, float(loss.detach()), int((out.argmax(1) == y).sum()), len(y))
-
-    def apply_gradient(self, model: Network, optimizer: torch.optim.SGD, terms: list[tuple[float, Gradient]]) -> None:
-        params = [p for p in model.parameters() if p.requires_grad]
-        for i, p in enumerate(params):
-            parts = [w * g.params[i] for w, g in terms if g.params[i] is not None]
-            p.grad = torch.stack(parts).sum(0) if parts else None  # None: unused this step, as in backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    @torch.no_grad()
-    def shift_weights(self, model: Network, grad: Gradient, scale: float) -> list[torch.Tensor | None]:
-        params = [p for p in model.parameters() if p.requires_grad]
-        saved = []
-        for p, g in zip(params, grad.params, strict=True):
-            saved.append(None if g is None else p.detach().clone())
-            if g is not None:
-                p.add_(g, alpha=scale)
-        return saved
-
-    @torch.no_grad()
-    def restore_weights(self, model: Network, saved: list[torch.Tensor | None]) -> None:
-        params = [p for p in model.parameters() if p.requires_grad]
-        for p, s in zip(params, saved, strict=True):
-            if s is not None:
-                p.copy_(s)
-
-    def oracle(self, model: Network) -> TorchOracle:
-        return TorchOracle(model, self.ops)
+        return Network.build(graph, controller).to(self.device)
 
     def adopt(self, module: torch.nn.Module, num_classes: int, in_channels: int,
-              probe: np.ndarray | None = None) -> tuple[Adopted, TorchBackend]:
-        """``module`` as a model of this backend (``foreign.Adopted``), with the backend of the device it lives
-        on. Its randomness: rna-core's if ``foreign.randomize`` made it, else detected on ``probe`` images (two
-        forwards on the same input that differ)."""
+              probe: np.ndarray | None = None) -> tuple[Network, TorchBackend]:
+        """``module`` as a model of this backend (``own_model.adopt_module``), with the backend of the device it
+        lives on."""
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"the torch backend adopts an nn.Module, got {type(module).__name__}")
         held = next(iter(module.parameters()), None)
         be = self if held is None or held.device == self.device else TorchBackend(str(held.device))
-        if hasattr(module, "rna_controller"):
-            random = module.rna_controller.is_random
+        return adopt_module(module, num_classes, in_channels, probe, be.ops), be
+
+    def prepare(self, model: Network, speed: Speed) -> None:
+        """``Network.prepare``; fp16 training scales the loss (``torch.amp.GradScaler``; its overflow check reads
+        one flag on the host per step); ``sync_bn``: ``Network.synchronize_batch_norm``."""
+        if model.prefix and (speed.precision != "fp32" or speed.channels_last or speed.compile):
+            raise ValueError("an adopted module runs as given (fp32, its own layout, uncompiled): prepare the "
+                             "module itself")
+        if speed.sync_bn and self.world().size > 1:
+            if model.prefix:
+                raise ValueError("sync_bn: an adopted module keeps its own layers; convert them with "
+                                 "torch.nn.SyncBatchNorm.convert_sync_batchnorm before randomizing")
+            model.synchronize_batch_norm(self.world().size)
+        model.prepare(speed.precision, bool(speed.channels_last), speed.compile, mode=speed.compile_mode)
+        if speed.precision == "fp16":
+            model.replicas["scaler"] = torch.amp.GradScaler(self.device.type)
+
+    # -- parameters -----------------------------------------------------------------------------------------------
+    def get_state(self, model: Network, names: Iterable[str] | None = None, optimizer=None) -> dict[str, np.ndarray]:
+        if optimizer is not None:
+            out = {}
+            for name, p in model.named_parameters():
+                buf = optimizer.state.get(p, {}).get("momentum_buffer")
+                if buf is not None:
+                    out[f"momentum.{name.removeprefix(model.prefix)}"] = buf.detach().cpu().numpy().copy()
+            return out
+        state = model.named_state()
+        return {k: state[k].detach().cpu().numpy().copy() for k in (state if names is None else names)}
+
+    @torch.no_grad()
+    def set_state(self, model: Network, state: dict[str, np.ndarray], strict: bool = True, optimizer=None) -> None:
+        if optimizer is not None:
+            params = {k.removeprefix(model.prefix): p for k, p in model.named_parameters()}
+            for key, value in state.items():
+                name = key.removeprefix("momentum.")
+                if name not in params:
+                    raise ValueError(f"optimizer state names unknown parameter {name!r}")
+                optimizer.state[params[name]]["momentum_buffer"] = self.ops.tensor(np.asarray(value))
+            return
+        own = model.named_state()
+        check_state({k: tuple(v.shape) for k, v in own.items()}, state, strict)
+        for k, v in state.items():
+            own[k].copy_(torch.from_numpy(np.asarray(v)))
+
+    def get_params(self, model: Network) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in model.trainable()]
+
+    @torch.no_grad()
+    def set_params(self, model: Network, values: list[torch.Tensor]) -> None:
+        for p, v in zip(model.trainable(), values, strict=True):
+            p.copy_(v)
+
+    # -- computation on one draw ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def logits(self, model: Network, x: torch.Tensor, draw: Draw) -> torch.Tensor:
+        return model(x, draw)
+
+    def _delta(self, model: Network, draw: Draw, wrt: tuple[str, ...]) -> torch.Tensor | None:
+        if draw.bn is None:
+            if DELTA in wrt:
+                raise ValueError("a gradient with respect to the BN perturbation needs a draw that carries one")
+            return None
+        return to_device(model.bn_layout.check(draw.bn.delta), self.device).requires_grad_(DELTA in wrt)
+
+    def value_and_grad(self, model: Network, loss: Loss, x, y, w, draw: Draw,
+                       wrt: tuple[str, ...] = (PARAMS,)) -> Grad:
+        xs = x if isinstance(x, tuple) else (x,)
+        if INPUT in wrt:
+            xs = tuple(t.detach().requires_grad_(True) for t in xs)
+        delta = self._delta(model, draw, wrt)
+        net = self._parallel(model) if PARAMS in wrt else model
+        with torch.enable_grad():
+            zs = tuple(net(t, draw, delta) for t in xs)
+            per = loss.fn(self.ops, zs if len(zs) > 1 else zs[0], y, w, loss.kappa)
+            total = per.mean() if loss.mean else per.sum()
+            extra = ([delta] if DELTA in wrt else []) + (list(xs) if INPUT in wrt else [])
+            grads = self._backward(model, total, PARAMS in wrt, extra)
+        out = Grad(total.detach(), per.detach(), zs[0].detach())
+        if PARAMS in wrt:
+            out.params = grads.pop(0)
+        if DELTA in wrt:
+            out.delta = grads.pop(0)
+            self._all_reduce_mean(out.delta)  # data parallel: the global batch's mean gradient
+        if INPUT in wrt:
+            out.input = tuple(grads) if isinstance(x, tuple) else grads[0]
+        return out
+
+    def _backward(self, model: Network, total: torch.Tensor, params: bool, extra: list[torch.Tensor]) -> list:
+        """[parameter gradients (if ``params``), *gradients of ``extra``] of ``total``. The parameters' through
+        ``backward`` (DDP averages them there; fp16 scales the loss with the model's GradScaler), the rest alone
+        through ``autograd.grad``, which computes no weight gradient."""
+        if not params:
+            scale = FP16_SCALE if model.precision == "fp16" else 1.0
+            grads = torch.autograd.grad(total * scale if scale != 1.0 else total, extra)
+            return [g / scale for g in grads] if scale != 1.0 else list(grads)
+        trainable = model.trainable()
+        for p in trainable:
+            p.grad = None
+        for t in extra:
+            t.grad = None
+        scaler = model.replicas.get("scaler")
+        (scaler.scale(total) if scaler is not None else total).backward()
+        model.drop_unselected_grads()
+        grads = [p.grad for p in trainable]  # left in .grad too, as backward() leaves them (the next pass or
+        # update replaces them: freed just before the next backward, the allocator reuses their memory for it)
+        return [grads, *(t.grad if t.grad is not None else torch.zeros_like(t) for t in extra)]
+
+    def jacobian(self, model: Network, x: torch.Tensor, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward and K backwards (the core's default takes K forwards)."""
+        x = x.detach().requires_grad_(True)
+        k = model.num_classes
+        scale = FP16_SCALE if model.precision == "fp16" else 1.0
+        with torch.enable_grad():
+            logits = model(x, draw)
+            rows = [torch.autograd.grad(logits[:, j].sum() * scale, x, retain_graph=j + 1 < k)[0] for j in range(k)]
+        jac = torch.stack(rows, 1)
+        return logits.detach(), jac / scale if scale != 1.0 else jac
+
+    # -- optimizer ------------------------------------------------------------------------------------------------
+    def make_optimizer(self, model: Network, config: SGDConfig) -> torch.optim.SGD:
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+
+    def update(self, model: Network, optimizer: torch.optim.SGD, terms: list[tuple[float, Grad]], lr: float) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        for i, p in enumerate(model.trainable()):
+            parts = [(w, g.params[i]) for w, g in terms if g.params[i] is not None]
+            if len(parts) == 1 and parts[0][0] == 1.0:
+                p.grad = parts[0][1]
+            else:  # None: unused this step, as backward() leaves it
+                p.grad = torch.stack([w * t for w, t in parts]).sum(0) if parts else None
+        scaler = model.replicas.get("scaler")
+        if scaler is None:
+            optimizer.step()
         else:
-            random = probe is not None and differs_between_forwards(module, be.tensor(probe))
-        return Adopted(module, num_classes, in_channels, random), be
+            scaler.step(optimizer)
+            scaler.update()

@@ -29,6 +29,8 @@ from torch import nn
 
 from rna_core.norms import NormSpec, check_groups
 
+from .ops import to_device
+
 EPS = 1e-5
 MOMENTUM = 0.1
 
@@ -46,26 +48,31 @@ class _Affine(nn.Module):
 
 
 class BatchNorm(_Affine):
-    """BN with running statistics (no ``num_batches_tracked``: momentum is fixed). When the network's state
-    carries an APART perturbation, it computes Eq. 3 with its slice of the perturbation vector."""
+    """BN with running statistics (no ``num_batches_tracked``: momentum is fixed). Attached to a ``DrawState``
+    (``attach``), it computes APART's Eq. 3 with its slice of the state's perturbation while a perturbed pass runs."""
 
     def __init__(self, channels: int, affine: bool = True) -> None:
         super().__init__(channels, affine)
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
-        self.offset: int | None = None
-        self._state: PathState | None = None
+        self.offset = -1
+        self.state: DrawState | None = None
+        self.sync = False  # SyncBN across the data-parallel world
 
-    def attach(self, state: PathState, offset: int) -> None:
+    def attach(self, state: DrawState, offset: int) -> None:
         """Read APART perturbations from ``state`` at ``offset`` of the flat vector (``rna_core.apart``)."""
-        self._state, self.offset = state, offset
+        self.state, self.offset = state, offset
+
+    def synchronize(self, world_size: int) -> None:
+        """Normalize training batches with global-batch statistics (``synchronized``)."""
+        self.sync = world_size > 1
 
     def forward(self, x: torch.Tensor, running: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``running``: the (mean, var) buffers to read and update instead of the layer's own."""
-        if self._state is not None and self._state.bn is not None:
-            return self.perturbed(x, *self._state.bn)
+        if self.state is not None and self.state.bn is not None:
+            return self.perturbed(x, *self.state.bn)
         mean, var = running or (self.running_mean, self.running_var)
-        if self.training and self._state is not None and self._state.sync:
+        if self.training and self.sync:
             return self.synchronized(x, mean, var)
         return F.batch_norm(x, mean, var, self.weight, self.bias, self.training, MOMENTUM, EPS)
 
@@ -225,18 +232,33 @@ def make_norm(spec: NormSpec, channels: int) -> nn.Module:
     return GroupNorm(channels, g, spec.affine)
 
 
-class PathState:
-    """The draw of the forward in progress, shared by all slots of one network: the path (host-side ints; for a
-    compiled network also as a one-hot tensor on the device, ``select``),
-    the CTRW noise vector (a tensor, moved to the model's device once per forward) and, during an APART pass,
-    the BN perturbation (flat delta tensor, groups, track)."""
+class DrawState:
+    """The draw of the forward that runs, shared by the slots, random weights and BN layers of one model: the path
+    (host-side ints; for a compiled model also as a one-hot tensor on the device, ``select``, of width
+    ``width``), the CTRW noise vector (a tensor on the model's device) and, during an APART pass, the BN
+    perturbation (flat delta tensor, groups, track). ``pending``: a draw was written for the next forward (a
+    user's randomized module's pre-hook then takes it instead of drawing)."""
 
-    def __init__(self, num_layers: int) -> None:
-        self.path = np.zeros(num_layers, np.int64)
-        self.select: torch.Tensor | None = None  # (L, K) one-hot of the path on the device: compiled models only
+    def __init__(self, num_slots: int, noise_size: int, delta_size: int) -> None:
+        self.path = np.zeros(num_slots, np.int64)
+        self.noise_size, self.delta_size = noise_size, delta_size
+        self.select: torch.Tensor | None = None  # (L, K) one-hot on the device: compiled models only
+        self.width = 0  # > 0: compiled, the one-hot's width (the most candidates of a slot)
         self.noise: torch.Tensor | None = None
         self.bn: tuple[torch.Tensor, int, bool] | None = None
-        self.sync = False  # SyncBN across the data-parallel world
+        self.pending = False
+
+    def write(self, path: np.ndarray, noise: np.ndarray | None, bn: tuple[torch.Tensor, int, bool] | None,
+              device: torch.device) -> None:
+        """The draw of the next forward: ``bn`` = (delta tensor, groups, track) of an APART pass, or None."""
+        self.path[:] = path
+        if self.width:
+            onehot = np.zeros((len(path), self.width), np.float32)
+            onehot[np.arange(len(path)), path] = 1.0
+            self.select = to_device(onehot, device)
+        if noise is not None:
+            self.noise = to_device(noise, device)
+        self.bn = bn
 
     def noise_for(self, offset: int, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         if self.noise is None:
@@ -250,14 +272,14 @@ class RandomWeight(nn.Module):
     """CTRW's random weight (Eq. 4): x * (mu + sigma * eps), mu and sigma (shape ``shape``, initialised to 1)
     trainable, eps the current draw's noise slice; broadcast over the batch."""
 
-    def __init__(self, shape: tuple[int, ...], offset: int, state: PathState) -> None:
+    def __init__(self, shape: tuple[int, ...], offset: int, state: DrawState) -> None:
         super().__init__()
         self.mu = nn.Parameter(torch.ones(shape))
         self.sigma = nn.Parameter(torch.ones(shape))
-        self.offset, self.shape, self._state = offset, tuple(shape), state
+        self.offset, self.shape, self.state = offset, tuple(shape), state
 
     def weight(self) -> torch.Tensor:
-        return self.mu + self.sigma * self._state.noise_for(self.offset, self.shape, self.mu)
+        return self.mu + self.sigma * self.state.noise_for(self.offset, self.shape, self.mu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.weight()
@@ -267,7 +289,7 @@ class RandomConv(nn.Conv2d):
     """CTRW's "filter" variant (Table 4): a convolution whose kernel is multiplied by a random weight."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, offset: int,
-                 state: PathState) -> None:
+                 state: DrawState) -> None:
         super().__init__(cin, cout, kernel, stride, padding, bias=bias)
         self.random = RandomWeight(tuple(self.weight.shape), offset, state)
 
@@ -278,30 +300,30 @@ class RandomConv(nn.Conv2d):
 class NormSlot(nn.Module):
     """RNA module: several candidates, exactly one of which runs per forward.
 
-    The candidate is chosen by the network's current path (``PathState``), read on the host, so only
+    The candidate is chosen by the model's current path (``DrawState``), read on the host, so only
     the selected layer is computed and no device synchronisation happens. Candidates are children named
     by their spec key (``bn``, ``in``, ``gn8``...), which gives canonical names such as
     ``layer1.0.main.norm1.in.weight``. A slot outside the path space (``slot=None``) has one candidate.
 
     Compiled (``mix = True``, set by ``Network.prepare``): a host-side choice would make the compiler specialise
     on it, one graph per path. Instead every candidate runs and the output is sum_k s_k y_k with s the
-    slot's row of the one-hot ``PathState.select`` (a tensor: one graph serves every path). Unselected
+    slot's row of the one-hot ``DrawState.select`` (a tensor: one graph serves every path). Unselected
     candidates get exact zero gradients (``Network.drop_unselected_grads`` turns them back into None, so the
     optimizer leaves them alone as in eager mode) and keep their running statistics: r <- r_old + s_k (r_new -
     r_old).
     """
 
-    def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None, state: PathState) -> None:
+    def __init__(self, channels: int, specs: tuple[NormSpec, ...], slot: int | None, state: DrawState) -> None:
         super().__init__()
         self.slot = slot
         for spec in specs:
             self.add_module(spec.key, make_norm(spec, channels))
         self.keys = [s.key for s in specs]
         self.mix = False
-        self._state = state
+        self.state = state
 
     def selected(self) -> nn.Module:
-        k = 0 if self.slot is None or len(self.keys) == 1 else int(self._state.path[self.slot])
+        k = 0 if self.slot is None or len(self.keys) == 1 else int(self.state.path[self.slot])
         return getattr(self, self.keys[k])
 
     def unselected(self) -> list[nn.Module]:
@@ -312,7 +334,7 @@ class NormSlot(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.mix or self.slot is None or len(self.keys) == 1:
             return self.selected()(x)
-        s = self._state.select[self.slot]
+        s = self.state.select[self.slot]
         out = None
         for k, key in enumerate(self.keys):
             y = _masked_running_stats(getattr(self, key), x, s[k]).to(x.dtype) * s[k].to(x.dtype)

@@ -1,23 +1,28 @@
-"""Turn a ``rna_core.models`` graph into torch modules whose names are the canonical parameter names."""
+"""torch models: a ``rna_core.models`` graph built as modules whose names are the canonical parameter names, or a
+user's own module, inside one ``Network`` (the core's ``rna_core.model.Model``).
+
+The draw of a forward reaches the slots, random weights and BN layers through the model's ``layers.DrawState``,
+which ``forward`` writes before running the body.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import numpy as np
 import torch
 from torch import nn
 
-from rna_core.apart import bn_layout
+from rna_core.apart import BNLayout, bn_layout
 from rna_core.controller import Draw, DrawController
 from rna_core.models import graph as g
+from rna_core.models.ctrw import random_weights
 from rna_core.norms import parse_norms
 
-from .layers import BatchNorm, NormSlot, PathState, RandomConv, RandomWeight
+from .layers import BatchNorm, DrawState, NormSlot, RandomConv, RandomWeight
+from .ops import to_device
 
-_PLAIN_BN = parse_norms("bn")
+PLAIN_BN = parse_norms("bn")
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Normalize(nn.Module):
@@ -51,67 +56,113 @@ class Residual(nn.Module):
         return torch.relu(y) if self.post_relu else y
 
 
-class Network(nn.Module):
-    """A built graph. ``forward(x)`` first asks the controller for its draw (the sampling policy);
-    ``forward(x, draw)`` runs on a given draw (the attacks' Oracle takes the draw itself, for EOT)."""
+SIMPLE = {g.ReLU: lambda n: nn.ReLU(), g.MaxPool: lambda n: nn.MaxPool2d(n.kernel, n.stride, n.padding),
+          g.GlobalAvgPool: lambda n: GlobalAvgPool(), g.Linear: lambda n: nn.Linear(n.cin, n.cout),
+          g.Normalize: lambda n: Normalize(n.mean, n.std)}
 
-    def __init__(self, graph: g.Graph, controller: DrawController) -> None:
-        super().__init__()
-        controller.check_slots(graph.num_slots, graph.name)
-        self.graph = graph
-        self.controller = controller
-        self.replicas: dict[str, nn.Module] = {}  # wrappers of this model (DDP), kept with it, not registered
-        self.precision = "fp32"
-        self.channels_last = False
-        self.compiled = False
-        self._state = PathState(graph.num_slots)
-        for name, child in graph.root.children:
-            self.add_module(name, self._build(child))
-        self.bn_layout = bn_layout(graph, controller.space)
-        offsets = self.bn_layout.offset_of()
-        for name, module in self.named_modules():
-            if isinstance(module, BatchNorm):
-                module.attach(self._state, offsets[name])
 
-    def _build(self, node: object) -> nn.Module:
+class Builder:
+    """Graph nodes -> modules; the slots and random weights read ``state``."""
+
+    def __init__(self, space, state: DrawState) -> None:
+        self.space, self.state = space, state
+
+    def __call__(self, node: object) -> nn.Module:
         if isinstance(node, g.Seq):
-            return nn.Sequential(OrderedDict((n, self._build(c)) for n, c in node.children))
+            return nn.Sequential(OrderedDict((n, self(c)) for n, c in node.children))
         if isinstance(node, g.Residual):
-            return Residual(node, self._build)
+            return Residual(node, self)
         if isinstance(node, g.Conv) and node.random is not None:
             return RandomConv(node.cin, node.cout, node.kernel, node.stride, node.padding, node.bias,
-                              node.random.offset, self._state)
+                              node.random.offset, self.state)
         if isinstance(node, g.Conv):
             return nn.Conv2d(node.cin, node.cout, node.kernel, node.stride, node.padding, bias=node.bias)
         if isinstance(node, g.RandomWeight):
-            return RandomWeight(node.shape, node.offset, self._state)
+            return RandomWeight(node.shape, node.offset, self.state)
         if isinstance(node, g.Norm):
-            specs = _PLAIN_BN if node.slot is None else self.controller.space.candidates[node.slot]
-            return NormSlot(node.channels, specs, node.slot, self._state)
-        if isinstance(node, g.ReLU):
-            return nn.ReLU()
-        if isinstance(node, g.MaxPool):
-            return nn.MaxPool2d(node.kernel, node.stride, node.padding)
-        if isinstance(node, g.GlobalAvgPool):
-            return GlobalAvgPool()
-        if isinstance(node, g.Linear):
-            return nn.Linear(node.cin, node.cout)
-        if isinstance(node, g.Normalize):
-            return Normalize(node.mean, node.std)
+            specs = PLAIN_BN if node.slot is None else self.space.candidates[node.slot]
+            return NormSlot(node.channels, specs, node.slot, self.state)
+        if type(node) in SIMPLE:
+            return SIMPLE[type(node)](node)
         raise TypeError(f"the torch backend cannot build graph node {type(node).__name__}")
 
-    @contextmanager
-    def perturbed(self, delta: torch.Tensor, groups: int, track: bool) -> Iterator[None]:
-        """Inside the block every BN layer computes APART's Eq. 3 with its slice of ``delta`` (see BatchNorm)."""
-        self._state.bn = (delta, groups, track)
-        try:
-            yield
-        finally:
-            self._state.bn = None
 
-    def synchronize_batch_norm(self, on: bool = True) -> None:
-        """SyncBN: BN layers in training mode use the statistics of the data-parallel world's global batch."""
-        self._state.sync = on
+class Network(nn.Module):
+    """A model: ``forward(x)`` first asks the controller for its draw (the sampling policy), ``forward(x, draw)``
+    runs on a given draw (the core's primitives pass the one they drew; ``delta``: the tensor of the draw's BN
+    perturbation to differentiate). Built from a graph (``build``), its children are the graph's root, named
+    canonically; around a user's module (``around``, ``own_model``), the one child ``module``, whose prefix
+    canonical names drop."""
+
+    def __init__(self, children: list[tuple[str, nn.Module]], state: DrawState, controller: DrawController,
+                 num_classes: int, in_channels: int, layout: BNLayout, sigma_names: tuple[str, ...],
+                 holdable: bool, prefix: str = "") -> None:
+        super().__init__()
+        for name, child in children:
+            self.add_module(name, child)
+        self.state, self.controller = state, controller
+        self.num_classes, self.in_channels = num_classes, in_channels
+        self.bn_layout, self.sigma_names, self.holdable, self.prefix = layout, sigma_names, holdable, prefix
+        self.replicas: dict[str, nn.Module] = {}  # wrappers of this model (DDP, GradScaler), not registered
+        self.precision = "fp32"
+        self.channels_last = False
+        self.compiled: nn.Module | None = None  # torch.compile'd body
+        self.copy_out = False
+        offsets = layout.offset_of()
+        for name, module in self.named_modules():
+            if isinstance(module, BatchNorm) and name.removeprefix(prefix) in offsets:
+                module.attach(state, offsets[name.removeprefix(prefix)])
+        self.slots = sorted((m for m in self.modules() if isinstance(m, NormSlot) and m.slot is not None),
+                            key=lambda m: m.slot)
+
+    @classmethod
+    def build(cls, graph: g.Graph, controller: DrawController) -> Network:
+        controller.check_slots(graph.num_slots, graph.name)
+        layout = bn_layout(graph, controller.space)
+        state = DrawState(graph.num_slots, graph.noise_size, layout.size)
+        build = Builder(controller.space, state)
+        sigmas = tuple(f"{name}.sigma" for name in random_weights(graph))
+        return cls([(n, build(c)) for n, c in graph.root.children], state, controller, graph.num_classes,
+                   graph.in_channels, layout, sigmas, True)
+
+    def set_train(self, mode: bool = True) -> Network:
+        """``train(mode)``, skipped when the model is in that mode already (the core sets it before every pass)."""
+        return self if self.training == mode and all(m.training == mode for m in self.slots) else self.train(mode)
+
+    def named_state(self) -> dict[str, torch.Tensor]:
+        """Parameters and buffers by canonical name (tensors sharing the model's storage)."""
+        return {k.removeprefix(self.prefix): v for k, v in self.state_dict().items()}
+
+    def trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def forward(self, x: torch.Tensor, draw: Draw | None = None, delta: torch.Tensor | None = None) -> torch.Tensor:
+        draw = draw if draw is not None else self.controller.next_draw()
+        bn = None
+        if draw.bn is not None:
+            draw.bn.check_batch(len(x))
+            if delta is None:
+                delta = to_device(self.bn_layout.check(draw.bn.delta), x.device)
+            bn = (delta, draw.bn.groups, draw.bn.track)
+        self.state.write(draw.path, draw.noise, bn, x.device)
+        self.state.pending = True
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        body = self.compiled if self.compiled is not None else self.body
+        try:
+            if self.precision == "fp32":
+                out = body(x)
+            else:
+                with torch.autocast(x.device.type, PRECISIONS[self.precision]):
+                    out = body(x).float()
+        finally:
+            self.state.pending, self.state.bn = False, None
+        return out.clone() if self.copy_out else out
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self._modules.values():
+            x = module(x)
+        return x
 
     def prepare(self, precision: str = "fp32", channels_last: bool = False, compile: bool = False,
                 compiler: str = "inductor", mode: str = "default") -> None:
@@ -132,70 +183,27 @@ class Network(nn.Module):
         self.precision, self.channels_last = precision, channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
-        if compile and not self.compiled:
-            for module in self.modules():
-                if isinstance(module, NormSlot):
-                    module.mix = True
+        if compile and self.compiled is None:
+            for slot in self.slots:
+                slot.mix = True
+            self.state.width = max((len(s.keys) for s in self.slots), default=1)
             options = {"backend": compiler, "dynamic": False}
             if compiler == "inductor":
                 options["mode"] = mode
-            self.__dict__["_compiled_body"] = torch.compile(self._body, **options)
-            self.compiled = True
-            self.__dict__["_copy_out"] = mode == "reduce-overhead"
+            self.compiled = torch.compile(self.body, **options)
+            self.copy_out = mode == "reduce-overhead"
 
-    @property
-    def slots(self) -> list[NormSlot]:
-        """The RNA slots (those in the path space), in path order."""
-        if "_slots" not in self.__dict__:
-            self.__dict__["_slots"] = sorted((m for m in self.modules() if isinstance(m, NormSlot)
-                                              and m.slot is not None), key=lambda m: m.slot)
-        return self.__dict__["_slots"]
+    def synchronize_batch_norm(self, world_size: int) -> None:
+        """SyncBN: the BN layers use the statistics of the data-parallel world's global batch in training."""
+        for module in self.modules():
+            if isinstance(module, BatchNorm):
+                module.synchronize(world_size)
 
     def drop_unselected_grads(self) -> None:
         """After a compiled backward: the candidates off the current path hold exact zero gradients; set them to
         None, as an eager backward leaves them, so that weight decay and momentum skip them."""
-        if self.compiled:
+        if self.compiled is not None:
             for slot in self.slots:
                 for layer in slot.unselected():
                     for p in layer.parameters():
                         p.grad = None
-
-    def _select(self, path: np.ndarray, device: torch.device) -> torch.Tensor:
-        width = max(len(s.keys) for s in self.slots) if self.slots else 1
-        onehot = np.zeros((len(path), width), np.float32)
-        onehot[np.arange(len(path)), path] = 1.0
-        return to_device(onehot, device)
-
-    def forward(self, x: torch.Tensor, draw: Draw | None = None) -> torch.Tensor:
-        path, noise = draw if draw is not None else self.controller.next_draw()
-        self._state.path[:] = path
-        if self.compiled:
-            self._state.select = self._select(self._state.path, x.device)
-        if noise is not None:
-            self._state.noise = to_device(noise, x.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        body = self.__dict__["_compiled_body"] if self.compiled else self._body
-        if self.precision == "fp32":
-            out = body(x)
-        else:
-            with torch.autocast(x.device.type, PRECISIONS[self.precision]):
-                out = body(x).float()
-        return out.clone() if self.__dict__.get("_copy_out") else out
-
-    def _body(self, x: torch.Tensor) -> torch.Tensor:
-        for module in self._modules.values():
-            x = module(x)
-        return x
-
-
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """numpy -> ``device`` without stalling the host: on CUDA through pinned memory with a non-blocking copy
-    (a pageable copy would wait for every kernel queued before it)."""
-    t = torch.from_numpy(np.ascontiguousarray(array))
-    if device.type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .seams import CE_MEAN, Loss, Ops, Oracle, T
+from ..losses import CE_MEAN, Loss
+from ..ops import Ops, T
+from .oracle import Oracle
 from .specs import AttackSpec
 
 

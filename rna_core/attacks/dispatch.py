@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from ..ops import T
 from .common import eot_logits, where_rows
 from .loops import apgd, cw, deepfool, pgd, square
+from .oracle import Oracle
 from .schedules import random_start, random_targets
-from .seams import Oracle, T
 from .specs import NAMES, AttackSpec
 
 Attack = Callable[[Oracle, T, T, AttackSpec, np.random.Generator], T]
@@ -56,6 +58,11 @@ ATTACKS: dict[str, Attack] = {
 }
 if set(ATTACKS) != set(NAMES):  # a name added to specs.NAMES needs its loop here
     raise ImportError(f"attack table and names differ: {sorted(set(ATTACKS) ^ set(NAMES))}")
+
+
+def attack(backend: Any, model: Any, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
+    """``run`` on ``backend``'s ``model`` (tensors in, adversarial tensors out)."""
+    return run(Oracle(backend, model), x, y, spec, rng)
 
 
 def run(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:

@@ -5,10 +5,10 @@ One model per kind serves the module (MindSpore compiles each model's programs o
 import numpy as np
 import pytest
 
-from rna_core.algorithms import ALGORITHMS
 from rna_core.attacks import pgd
-from rna_core.backend import SGDConfig
+from rna_core.backend import PARAMS, SGDConfig
 from rna_core.evaluation import craft
+from rna_core.methods import take_step
 from rna_core.recipes import get_recipe
 
 RECIPE = get_recipe("quick", train_attack=pgd(3, 8 / 255, 2 / 255), apart_groups=4)
@@ -22,22 +22,24 @@ def rna(make_classifier):
 
 
 def _step(rna, method, x, y, recipe=RECIPE, seed=7):
-    """Run one step of ``method``; returns (paths of every forward, [(forwards before the update, its input)])."""
+    """Run one step of ``method``; returns (paths of every forward, [(forwards before a parameter-gradient pass,
+    its input)], the step's result)."""
     clf, opt = rna
     be = clf.backend
     seen, updates = [], []
-    original = be.train_step
+    original = be.value_and_grad
 
-    def spy(model, optimizer, xb, yb):
-        updates.append((len(seen), be.numpy(xb)))
-        return original(model, optimizer, xb, yb)
+    def spy(model, loss, xb, y, w, draw, wrt=(PARAMS,)):
+        if PARAMS in wrt:  # the pass's own draw is taken before the call: the forwards before it are one fewer
+            updates.append((len(seen) - 1, be.ops.numpy(xb)))
+        return original(model, loss, xb, y, w, draw, wrt)
 
-    be.train_step = spy
+    be.value_and_grad = spy
     try:
         with clf.controller.observe(lambda d: seen.append(d.path.copy())):
-            result = ALGORITHMS[method](clf, opt, x, y, recipe, np.random.default_rng(seed))
+            result = take_step(clf, opt, method, x, y, recipe, np.random.default_rng(seed), 0.1)
     finally:
-        del be.train_step
+        del be.value_and_grad
     return seen, updates, result
 
 
@@ -53,9 +55,9 @@ def test_blackbox_attacks_one_path_and_updates_another(rna, batch):
     assert (p != p_a).any(), "the update must use a freshly drawn path"
     after = clf.backend.get_state(clf.model)
     clf.backend.set_state(clf.model, before)
-    clf.backend.set_training(clf.model, True)
+    clf.model.set_train(True)
     with clf.controller.fixed(p_a):
-        adv = clf.backend.numpy(craft(clf, x, y, RECIPE.train_attack, np.random.default_rng(7)))
+        adv = clf.backend.ops.numpy(craft(clf, x, y, RECIPE.train_attack, np.random.default_rng(7)))
     clf.backend.set_state(clf.model, after)
     np.testing.assert_array_equal(updates[0][1], adv, err_msg="the update's input is PGD on p_a")
 
@@ -72,7 +74,7 @@ def test_clean_step_is_one_forward(rna, batch):
 
 def test_eot_draws_a_fresh_path_every_forward(rna, batch):
     clf = rna[0]
-    clf.backend.set_training(clf.model, False)
+    clf.model.set_train(False)
     start = clf.controller.rng.bit_generator.state
     seen = []
     with clf.controller.observe(lambda d: seen.append(d.path.copy())):
@@ -88,7 +90,8 @@ def test_every_method_moves_the_weights(rna, batch, method):
     before = clf.backend.get_state(clf.model)
     _, _, result = _step(rna, method, *batch)
     after = clf.backend.get_state(clf.model)
-    assert np.isfinite(result.loss) and result.count == len(batch[1]) and 0 <= result.correct <= result.count
+    assert np.isfinite(float(result.loss)) and result.count == len(batch[1])
+    assert 0 <= float(result.correct) <= result.count
     assert any(not np.array_equal(before[k], after[k]) for k in before if k.endswith("weight"))
 
 
@@ -108,7 +111,7 @@ def test_apart_with_eps_zero_is_standard_training(make_classifier, batch):
     for c, method in ((a, "apart"), (b, "clean")):
         opt = c.backend.make_optimizer(c.model, SGDConfig(0.1, 0.9, 5e-4))
         for step in range(2):
-            ALGORITHMS[method](c, opt, *batch, recipe, np.random.default_rng(step))
+            take_step(c, opt, method, *batch, recipe, np.random.default_rng(step), 0.1)
     sa, sb = a.backend.get_state(a.model), b.backend.get_state(b.model)
     for k in sa:
         np.testing.assert_allclose(sa[k], sb[k], rtol=1e-4, atol=1e-6, err_msg=k)
@@ -122,7 +125,7 @@ def test_ctrw_attacks_one_noise_draw_and_keeps_sigma_in_bounds(make_classifier, 
     with clf.controller.observe(lambda d: seen.append(d.noise.copy())):
         for step in range(3):
             del seen[:]
-            ALGORITHMS["ctrw"](clf, opt, *batch, recipe, np.random.default_rng(step))
+            take_step(clf, opt, "ctrw", *batch, recipe, np.random.default_rng(step), 0.5)
             assert len(seen) == 3 and all(np.array_equal(n, seen[0]) for n in seen[:-1])
             assert not np.array_equal(seen[-1], seen[0]), "the update uses a fresh noise draw"
             total = clf.sigmas()["ctrw.sigma"].sum()
@@ -136,7 +139,7 @@ def test_ctrw_constrains_sigma_before_the_first_forward(make_classifier, batch):
     opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.0, 0.0, 0.0))
     sums = []
     with clf.controller.observe(lambda _: sums.append(clf.sigmas()["ctrw.sigma"].sum())):
-        ALGORITHMS["ctrw"](clf, opt, *batch, recipe, np.random.default_rng(0))
+        take_step(clf, opt, "ctrw", *batch, recipe, np.random.default_rng(0), 0.0)
     assert sums and all(20.0 - 1e-3 <= s <= 60.0 + 1e-3 for s in sums), sums
 
 
@@ -155,11 +158,11 @@ def test_candidates_off_the_path_keep_weights_and_momentum(make_classifier, batc
     recipe = get_recipe("quick", train_attack=pgd(1, 8 / 255, 2 / 255), sam_rho=0.05)
     seen = []
     for step in range(3):
-        before, momentum = be.get_state(clf.model), be.get_optimizer_state(opt, clf.model)
+        before, momentum = be.get_state(clf.model), be.get_state(clf.model, optimizer=opt)
         with clf.controller.observe(lambda d: seen.append(d.path.copy())):
-            ALGORITHMS[method](clf, opt, *batch, recipe, np.random.default_rng(step))
+            take_step(clf, opt, method, *batch, recipe, np.random.default_rng(step), 0.1)
         path = seen[-1]
-        after, momentum_after = be.get_state(clf.model), be.get_optimizer_state(opt, clf.model)
+        after, momentum_after = be.get_state(clf.model), be.get_state(clf.model, optimizer=opt)
         for name, slot in slots:
             for k, key in enumerate(keys):
                 w = f"{name}.{key}.weight"

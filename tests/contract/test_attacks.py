@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from rna_core import attacks as A
-from rna_core.algorithms import ALGORITHMS
-from rna_core.attacks.losses import reference
+from rna_core.attacks import Oracle
 from rna_core.backend import SGDConfig
 from rna_core.classifier import build_classifier
 from rna_core.data import load_bundled
 from rna_core.data.loader import batches
+from rna_core.losses import KL
+from rna_core.methods import take_step
 from rna_core.recipes import get_recipe
 from rna_core.registry import get_backend
 
@@ -46,23 +47,23 @@ def victim(make_classifier):
     rng = np.random.default_rng(0)
     for _ in range(2):
         for xb, yb in batches(load_bundled("train").subset(1024), 64, rng, shuffle=True):
-            ALGORITHMS["clean"](trainer, opt, xb, yb, get_recipe("quick"), rng)
+            take_step(trainer, opt, "clean", xb, yb, get_recipe("quick"), rng, 0.05)
     if trainer is not clf:
         be.set_state(clf.model, trainer.backend.get_state(trainer.model))
-    be.set_training(clf.model, False)
+    clf.model.set_train(False)
     x = load_bundled("test").subset(16).x.astype(np.float32) / 255
-    y = be.numpy(be.logits(clf.model, be.tensor(x))).argmax(1)
+    y = clf.logits(x).argmax(1)
     return clf, x, y
 
 
 def _attack(clf, x, y, spec, seed=0):
     be = clf.backend
-    return be.numpy(be.attack(clf.model, be.tensor(x), be.tensor(y), spec, np.random.default_rng(seed)))
+    return be.ops.numpy(A.attack(be, clf.model, be.ops.tensor(x), be.ops.tensor(y), spec,
+                                 np.random.default_rng(seed)))
 
 
 def _accuracy(clf, x, y) -> float:
-    be = clf.backend
-    return float((be.numpy(be.logits(clf.model, be.tensor(x))).argmax(1) == y).mean())
+    return float((clf.logits(x).argmax(1) == y).mean())
 
 
 @pytest.mark.parametrize("name", list(SPECS))
@@ -83,16 +84,16 @@ def test_attack_fools_stays_in_budget_and_range(victim, name):
 
 
 @pytest.mark.parametrize("name", list(SPECS))
-def test_attack_draws_only_from_its_generator(victim, name):
+def test_attack_draws_only_from_its_generator(victim, name, reseed):
     clf, x, y = victim
     spec = SPECS[name]
     if name != "square":  # a few steps show where the random numbers come from
         spec = spec.replace(steps=min(spec.steps, 3))
-    clf.backend.seed(11)  # (MindSpore's set_seed also seeds numpy's global state)
+    reseed(clf.backend, 11)  # (MindSpore's set_seed also seeds numpy's global state)
     legacy = np.random.get_state()[1].copy()
     first = _attack(clf, x, y, spec, seed=3)
     assert np.array_equal(np.random.get_state()[1], legacy), "the attack used numpy's global random state"
-    clf.backend.seed(12)
+    reseed(clf.backend, 12)
     np.testing.assert_array_equal(first, _attack(clf, x, y, spec, seed=3), err_msg="same Generator, same examples")
     if name in RANDOMIZED:
         assert not np.array_equal(first, _attack(clf, x, y, spec, seed=4)), "another Generator, other draws"
@@ -103,38 +104,39 @@ def test_unknown_attack_name_is_an_error(victim):
     spec = object.__new__(A.AttackSpec)
     object.__setattr__(spec, "name", "pgd2")
     with pytest.raises(ValueError, match="unknown attack 'pgd2'"):
-        A.run(clf.backend.oracle(clf.model), x, y, spec, np.random.default_rng(0))
+        A.run(Oracle(clf.backend, clf.model), x, y, spec, np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("loss", [A.CE, A.CE_MEAN, A.DLR, A.DLR_TARGETED, A.Loss("cw"), A.Loss("cw", 0.3),
+@pytest.mark.parametrize("loss", [A.CE, A.CE_MEAN, KL, A.DLR, A.DLR_TARGETED, A.Loss("cw"), A.Loss("cw", 0.3),
                                   A.LOGITS], ids=str)
 def test_oracle_losses_are_the_float64_formulas(victim, loss):
     clf, x, y = victim
-    be, oracle = clf.backend, clf.backend.oracle(clf.model)
+    be, oracle = clf.backend, Oracle(clf.backend, clf.model)
     rng = np.random.default_rng(0)
     w = {"dlr-t": (y + 1) % 10, "cw": rng.uniform(0.5, 2, len(y)).astype(np.float32),
-         "logits": rng.standard_normal((len(y), 10)).astype(np.float32)}.get(loss.name, y)
-    per, logits, grad = oracle.loss_grad(loss, be.tensor(x), be.tensor(y), be.tensor(w), oracle.draw())
-    z = be.numpy(logits).astype(np.float64)
-    np.testing.assert_allclose(be.numpy(per), reference(loss, z, y, w), rtol=1e-4, atol=1e-5)
+         "logits": rng.standard_normal((len(y), 10)).astype(np.float32),
+         "kl": rng.standard_normal((len(y), 10)).astype(np.float32)}.get(loss.name, y)
+    per, logits, grad = oracle.loss_grad(loss, be.ops.tensor(x), be.ops.tensor(y), be.ops.tensor(w), oracle.draw())
+    z = be.ops.numpy(logits).astype(np.float64)
+    np.testing.assert_allclose(be.ops.numpy(per), loss.reference(z, y, w), rtol=1e-4, atol=1e-5)
     # the input gradient is dL/dz (central differences of the float64 formula in logit space) times the Jacobian
     h, dz = 1e-6, np.zeros_like(z)
     for k in range(z.shape[1]):
         e = np.zeros_like(z)
         e[:, k] = h
-        dz[:, k] = (reference(loss, z + e, y, w) - reference(loss, z - e, y, w)) / (2 * h)
-    jac = be.numpy(oracle.jacobian(be.tensor(x), be.tensor(y), oracle.draw())[1]).astype(np.float64)
+        dz[:, k] = (loss.reference(z + e, y, w) - loss.reference(z - e, y, w)) / (2 * h)
+    jac = be.ops.numpy(oracle.jacobian(be.ops.tensor(x), be.ops.tensor(y), oracle.draw())[1]).astype(np.float64)
     expected = np.einsum("nk,nk...->n...", dz, jac) / (len(y) if loss.mean else 1)
-    np.testing.assert_allclose(be.numpy(grad), expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(be.ops.numpy(grad), expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
 
 
 def test_jacobian_rows_are_logit_gradients(victim):
     clf, x, y = victim
-    be, oracle = clf.backend, clf.backend.oracle(clf.model)
-    logits, jac = oracle.jacobian(be.tensor(x), be.tensor(y), oracle.draw())
-    jac = be.numpy(jac)
+    be, oracle = clf.backend, Oracle(clf.backend, clf.model)
+    logits, jac = oracle.jacobian(be.ops.tensor(x), be.ops.tensor(y), oracle.draw())
+    jac = be.ops.numpy(jac)
     assert jac.shape == (len(x), 10, *x.shape[1:])
     for k in (0, 7):
         w = np.eye(10, dtype=np.float32)[np.full(len(x), k)]
-        _, _, g = oracle.loss_grad(A.LOGITS, be.tensor(x), be.tensor(y), be.tensor(w), oracle.draw())
-        np.testing.assert_allclose(jac[:, k], be.numpy(g), rtol=1e-4, atol=1e-6)
+        _, _, g = oracle.loss_grad(A.LOGITS, be.ops.tensor(x), be.ops.tensor(y), be.ops.tensor(w), oracle.draw())
+        np.testing.assert_allclose(jac[:, k], be.ops.numpy(g), rtol=1e-4, atol=1e-6)

@@ -14,11 +14,9 @@ def test_architectures_build_and_classify(backend, make_classifier, arch, kw, si
     if arch != "small_cnn" and backend.describe()["mode"] == "GRAPH_MODE":
         pytest.skip("ResNets compile in GRAPH_MODE in tests/parity; here PyNative builds them")
     clf = make_classifier("bn+in+gn:2+ln+bgn:2", name=arch, **kw)
-    be = clf.backend
     for training in (True, False):
-        be.set_training(clf.model, training)
-        out = be.numpy(be.logits(clf.model, be.tensor(np.random.default_rng(0).random((2, 1, size, size),
-                                                                                       dtype=np.float32))))
+        clf.model.set_train(training)
+        out = clf.logits(np.random.default_rng(0).random((2, 1, size, size), dtype=np.float32))
         assert out.shape == (2, 10) and np.isfinite(out).all()
 
 
@@ -28,13 +26,12 @@ def test_state_round_trips_in_place(make_classifier, batch):
     assert "layer1.0.norm.bn.running_mean" in state and "layer1.0.norm.in.weight" in state
     assert not any("num_batches" in k for k in state)
     b.backend.set_state(b.model, state)
-    x = a.backend.tensor(batch[0])
+    x = batch[0]
     path = np.zeros(a.space.num_layers, int)
     for c in (a, b):
-        c.backend.set_training(c.model, False)
+        c.model.set_train(False)
     with a.controller.fixed(path), b.controller.fixed(path):
-        np.testing.assert_array_equal(a.backend.numpy(a.backend.logits(a.model, x)),
-                                      b.backend.numpy(b.backend.logits(b.model, x)))
+        np.testing.assert_array_equal(a.logits(x), b.logits(x))
     part = {"fc.bias": np.full(10, 0.5, np.float32)}
     b.backend.set_state(b.model, part, strict=False)
     assert np.array_equal(b.backend.get_state(b.model, ["fc.bias"])["fc.bias"], part["fc.bias"])
@@ -58,42 +55,43 @@ def test_bn_names_are_a_subset_of_rna_names(make_classifier):
 
 def test_policies_change_the_function(make_classifier, batch):
     clf = make_classifier()
-    be = clf.backend
-    be.set_training(clf.model, False)
-    x = be.tensor(batch[0])
+    clf.model.set_train(False)
+    x = clf.backend.ops.tensor(batch[0])
     with clf.controller.frozen():
-        a, b = be.numpy(be.logits(clf.model, x)), be.numpy(be.logits(clf.model, x))
+        a, b = clf.logits(x), clf.logits(x)
     np.testing.assert_array_equal(a, b)
-    c, d = be.numpy(be.logits(clf.model, x)), be.numpy(be.logits(clf.model, x))
+    c, d = clf.logits(x), clf.logits(x)
     assert not np.array_equal(c, d), "resample: a fresh path per forward"
 
 
 def test_path_space_must_fit_the_model(make_classifier):
     clf = make_classifier()
     with pytest.raises(ValueError, match="normalization slots"):
-        clf.backend.build_model(clf.graph, DrawController(PathSpace.uniform("bn", 3), np.random.default_rng()))
+        clf.backend.build_model(clf.graph, DrawController(PathSpace.uniform("bn", 3), np.random.default_rng()), 0)
 
 
 def test_state_written_after_a_step_reaches_every_program(make_classifier, batch):
     """Weights, learning rate and SAM's shifted weights written from the host after compiled steps ran are what
     the next forward, gradient and step use (MindSpore GRAPH_MODE once kept reading stale values)."""
-    from rna_core.attacks import CE_MEAN
+    from rna_core.attacks import CE_MEAN, Oracle
     from rna_core.backend import SGDConfig
+    from rna_core.methods import take_step
+    from rna_core.recipes import get_recipe
 
     clf = make_classifier("bn+in")
-    be, oracle = clf.backend, clf.backend.oracle(clf.model)
-    x, y = be.tensor(batch[0]), be.tensor(batch[1])
+    be, oracle = clf.backend, Oracle(clf.backend, clf.model)
+    x, y = be.ops.tensor(batch[0]), be.ops.tensor(batch[1])
     opt = be.make_optimizer(clf.model, SGDConfig(0.1, 0.9, 5e-4))
     path = np.zeros(clf.space.num_layers, int)
-    be.set_training(clf.model, True)
+    clf.model.set_train(True)
     before = be.get_state(clf.model)
+    recipe, rng = get_recipe("quick"), np.random.default_rng(0)
     with clf.controller.fixed(path):
-        grad0 = be.numpy(oracle.loss_grad(CE_MEAN, x, y, y, oracle.draw())[2])
-        be.train_step(clf.model, opt, x, y)
+        grad0 = be.ops.numpy(oracle.loss_grad(CE_MEAN, x, y, y, oracle.draw())[2])
+        take_step(clf, opt, "clean", *batch, recipe, rng, 0.1)
         be.set_state(clf.model, before)
-        np.testing.assert_array_equal(be.numpy(oracle.loss_grad(CE_MEAN, x, y, y, oracle.draw())[2]), grad0)
-        be.set_lr(opt, 0.0)
+        np.testing.assert_array_equal(be.ops.numpy(oracle.loss_grad(CE_MEAN, x, y, y, oracle.draw())[2]), grad0)
         weights = {k: v for k, v in be.get_state(clf.model).items() if "running" not in k}
-        be.train_step(clf.model, opt, x, y)
+        take_step(clf, opt, "clean", *batch, recipe, rng, 0.0)
         after = be.get_state(clf.model)
         assert all(np.array_equal(after[k], v) for k, v in weights.items()), "lr 0 must leave the weights alone"

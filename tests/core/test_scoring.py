@@ -6,11 +6,14 @@ import pytest
 
 from rna_core import attacks as A
 from rna_core import models
+from rna_core.apart import BNLayout
+from rna_core.attacks import ATTACKS
 from rna_core.backend import Backend
 from rna_core.classifier import Classifier
 from rna_core.controller import DrawController
 from rna_core.data import ArrayDataset
 from rna_core.evaluation import evaluate, parse_protocols
+from rna_core.ops import NumpyOps
 from rna_core.paths import PathSpace
 from rna_core.scoring import combine, score
 
@@ -52,42 +55,51 @@ class CoinBackend(Backend):
     adversarial image fools exactly the draw it was crafted on (it carries that path's code in its first pixel)."""
 
     name = "coin"
+    ops = NumpyOps()
 
-    def tensor(self, array):
-        return np.asarray(array)
-
-    def numpy(self, tensor):
-        return np.asarray(tensor)
-
-    def set_training(self, model, training):
-        pass
-
-    def logits(self, model, x, bn=None):
-        path, noise = model.controller.next_draw()
-        code = (path * 2 ** np.arange(len(path))).sum() + 1
-        right = (noise[: len(x)] < 0.5244005) & (np.round(x[:, 0, 0, 0] * 255) != code)  # Phi(0.5244) = 0.7
+    def logits(self, model, x, draw):
+        path, noise = draw
+        right = (noise[: len(x)] < 0.5244005) & (np.round(x[:, 0, 0, 0] * 255) != _code(path))  # Phi(0.5244) = 0.7
         return np.where(right[:, None], np.eye(10)[model.labels[: len(x)]], np.eye(10)[(model.labels[: len(x)] + 1)
                                                                                       % 10])
-
-    def attack(self, model, x, y, spec, rng):
-        path, _ = model.controller.next_draw()
-        adv = np.array(x)
-        adv[:, 0, 0, 0] = ((path * 2 ** np.arange(len(path))).sum() + 1) / 255
-        return adv
 
     def _unused(self, *args, **kwargs):
         raise NotImplementedError
 
-    seed = describe = build_model = get_state = set_state = sync_batch_norm = make_optimizer = set_lr = _unused
-    get_optimizer_state = set_optimizer_state = train_step = gradient = apply_gradient = _unused
-    shift_weights = restore_weights = oracle = _unused
+    describe = build_model = get_state = set_state = get_params = set_params = make_optimizer = _unused
+    update = value_and_grad = _unused
+
+
+def _code(path: np.ndarray) -> int:
+    return int((path * 2 ** np.arange(len(path))).sum() + 1)
+
+
+def _coin_attack(oracle, x, y, spec, rng):
+    """The toy's attack: the image carries the code of the draw it is crafted on."""
+    adv = np.array(x)
+    adv[:, 0, 0, 0] = _code(oracle.draw().path) / 255
+    return adv
+
+
+class CoinModel:
+    """The toy's model (``rna_core.model.Model``)."""
+
+    num_classes, in_channels, holdable = 10, 1, True
+    bn_layout, sigma_names = BNLayout((), (), ()), ()
+
+    def __init__(self, controller: DrawController) -> None:
+        self.controller, self.labels = controller, None
+
+    def set_train(self, mode: bool = True) -> None:
+        pass
 
 
 @pytest.fixture
-def coin():
+def coin(monkeypatch):
+    monkeypatch.setitem(ATTACKS, "pgd", _coin_attack)
     graph = models.create("small_cnn", in_channels=1)
     controller = DrawController(PathSpace.uniform("bn+in", 4), np.random.default_rng(0), noise_size=400)
-    model = type("CoinModel", (), {"controller": controller, "labels": None})()
+    model = CoinModel(controller)
     clf = Classifier(CoinBackend(), model, controller, graph, {"name": "small_cnn"})
     x = np.zeros((400, 1, 8, 8), np.uint8)
     y = np.arange(400) % 10

@@ -4,38 +4,31 @@ to standard training, and rna_core.train for SAM, APART and APART-SAM."""
 import mindspore as ms
 import numpy as np
 import pytest
-from mindspore import Tensor, nn
+from mindspore import Tensor
 
 import rna_core
-from rna_core.backends.mindspore.layers import EPS, BatchGroupNorm
+from rna_core.backends.mindspore.layers import EPS, BatchNorm, DrawState
 from rna_core.registry import get_backend
-
-
-class _Wrap(nn.Cell):
-    def __init__(self, layer, groups, track):
-        super().__init__()
-        self.layer, self.groups, self.track = layer, groups, track
-
-    def construct(self, x, path, noise, delta):
-        return self.layer(x, (path, noise, delta, self.groups, self.track))
 
 
 @pytest.mark.parametrize("mode", ["pynative", "graph"])
 @pytest.mark.parametrize("groups", [1, 4])
 def test_perturbed_bn_is_eq3_with_per_group_statistics(groups, mode):
     rng = np.random.default_rng(groups)
-    layer = BatchGroupNorm(6, 6)
-    layer.offset = 2  # its slice starts at 2 in a longer vector
+    layer = BatchNorm(6)
+    state = DrawState(1, 0, 16)
+    state.compiled = mode == "graph"
+    layer.attach(state, 2)  # its slice starts at 2 in a longer vector
     gamma, beta = rng.normal(1, 0.3, 6), rng.normal(0, 0.3, 6)
     layer.weight.set_data(Tensor(gamma.astype(np.float32)))
     layer.bias.set_data(Tensor(beta.astype(np.float32)))
     delta = rng.uniform(-0.3, 0.3, 16)
     x = rng.normal(1, 2, (8, 6, 5, 4))
-    cell = _Wrap(layer, groups, groups == 1)
-    cell.set_train(True)
-    fn = ms.jit(cell.construct) if mode == "graph" else cell
-    args = (Tensor(np.zeros(1, np.int32)), Tensor(np.zeros(1, np.float32)))
-    y = fn(Tensor(x.astype(np.float32)), *args, Tensor(delta.astype(np.float32))).asnumpy()
+    layer.set_train(True)
+    state.write(np.zeros(1), None, delta.astype(np.float32))
+    state.groups, state.track = groups, groups == 1
+    fn = ms.jit(layer.construct) if mode == "graph" else layer
+    y = fn(Tensor(x.astype(np.float32))).asnumpy()
     d_mu, d_sigma = delta[2:8].reshape(1, 6, 1, 1), delta[8:14].reshape(1, 6, 1, 1)
     ref = np.empty_like(x)
     for j in range(groups):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from mindspore import Tensor
 
-from rna_core.backends.mindspore.layers import MOMENTUM, NormSlot, make_norm
+from rna_core.backends.mindspore.layers import MOMENTUM, DrawState, NormSlot, make_norm
 from rna_core.norms import parse_norms
 from rna_core.reference import normalize
 
@@ -54,29 +54,34 @@ def test_layer_matches_reference(spec_text, mode):
     np.testing.assert_allclose(_call(layer, mode, Tensor(x)).asnumpy(), ref, rtol=1e-4, atol=1e-4)
 
 
-def _draw(path: list[int]):
-    return ms.mutable((Tensor(np.array(path, np.int32)), Tensor(np.zeros(1, np.float32))))
+def _state(slots: int, mode: str) -> DrawState:
+    state = DrawState(slots, 0, 0)
+    state.compiled = mode == "graph"
+    return state
 
 
 def test_slot_selects_by_tensor_path(mode):
-    slot = NormSlot(6, parse_norms("bn+in+ln"), 1, mode == "graph")
+    state = _state(3, mode)
+    slot = NormSlot(6, parse_norms("bn+in+ln"), 1, state)
     slot.set_train(False)
     x = np.random.default_rng(1).normal(2, 3, (2, 6, 4, 4)).astype(np.float32)
     for k, spec in enumerate(parse_norms("bn+in+ln")):
         ref, _, _ = normalize(x, spec, training=False)
-        np.testing.assert_allclose(_call(slot, mode, Tensor(x), _draw([0, k, 0])).asnumpy(), ref, rtol=1e-4, atol=1e-4)
+        state.write(np.array([0, k, 0]), None, None)
+        np.testing.assert_allclose(_call(slot, mode, Tensor(x)).asnumpy(), ref, rtol=1e-4, atol=1e-4)
 
 
 def test_slot_switch_trains_only_the_selected_candidate_with_one_graph(mode):
     """Through the switch, in training mode: only the selected candidate gets a gradient and updates its running
     statistics, the others get zero gradient and keep theirs; GRAPH_MODE compiles one graph for every path."""
     specs = parse_norms("bn+bgn:2+gn:3")
-    slot = NormSlot(6, specs, 0, mode == "graph")
+    state = _state(1, mode)
+    slot = NormSlot(6, specs, 0, state)
     slot.set_train(True)
     params = slot.trainable_params()
 
-    def loss(x, draw):
-        return (slot(x, draw) ** 2 * Tensor(np.arange(6, dtype=np.float32).reshape(1, 6, 1, 1))).sum()
+    def loss(x):
+        return (slot(x) ** 2 * Tensor(np.arange(6, dtype=np.float32).reshape(1, 6, 1, 1))).sum()
 
     grad = ms.value_and_grad(loss, None, params)
     grad = ms.jit(grad) if mode == "graph" else grad
@@ -84,7 +89,8 @@ def test_slot_switch_trains_only_the_selected_candidate_with_one_graph(mode):
     compiled = None
     for k, key in enumerate(slot.keys):
         before = {n: p.asnumpy().copy() for n, p in slot.parameters_and_names()}
-        _, grads = grad(Tensor(x), _draw([k]))
+        state.write(np.array([k]), None, None)
+        _, grads = grad(Tensor(x))
         if mode == "graph":
             graphs = len(ms.graph.api.ms_compile_cache)
             assert compiled in (None, graphs), "a new path compiled a new graph"

@@ -125,7 +125,7 @@ def test_randomized_cell_draws_per_forward_trains_and_compiles_once(mode, tmp_pa
         paths = set()
         with clf.controller.observe(lambda d: paths.add(tuple(d.path))):
             for _ in range(3):
-                be.logits(clf.model, be.tensor(np.zeros((32, 1, 28, 28), np.float32)))
+                clf.logits(np.zeros((32, 1, 28, 28), np.float32))
         assert len(paths) == 3 and len(ms_api.ms_compile_cache) == compiled
 
 
@@ -135,9 +135,9 @@ def test_apart_step_on_a_users_bn_cell_equals_the_builtin_one(mode):
     two-pass update as on the built-in graph with the same weights, batch and random numbers."""
     import numpy as np
 
-    from rna_core.algorithms import step_apart
     from rna_core.backend import SGDConfig
     from rna_core.classifier import adopt, build_classifier
+    from rna_core.methods import take_step
     from rna_core.mindspore import randomize
     from rna_core.recipes import get_recipe
 
@@ -160,8 +160,8 @@ def test_apart_step_on_a_users_bn_cell_equals_the_builtin_one(mode):
     for sam in (False, True) if mode == "graph" else (False,):  # SAM's weight shift is the same code in both
         for clf in (builtin, mine):
             opt = be.make_optimizer(clf.model, SGDConfig(0.1))
-            res = step_apart(clf, opt, x, y, recipe, np.random.default_rng(1), sam=sam)
-            assert np.isfinite(res.loss)
+            res = take_step(clf, opt, "apart-sam" if sam else "apart", x, y, recipe, np.random.default_rng(1), 0.1)
+            assert np.isfinite(float(res.loss))
         for a, b in zip(be.get_state(builtin.model).values(), be.get_state(mine.model).values(), strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
@@ -182,8 +182,8 @@ def test_ctrw_random_weight_on_a_users_cell(tmp_path):
     assert head.model.module.rna_random_weight.sigma.shape == (32,) and head.sigma_names == [
         "rna_random_weight.sigma"]
     x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
-    graph.set_training(head.model, False)
-    assert not np.array_equal(*(graph.numpy(graph.logits(head.model, graph.tensor(x))) for _ in range(2)))
+    head.model.set_train(False)
+    assert not np.array_equal(*(head.logits(x) for _ in range(2)))
     eager = randomize(MsResNet18(in_channels=1), "bn+in", random_weight="input", input_shape=(1, 28, 28), seed=3)
     first = randomize(MsResNet18(in_channels=1), "bn+in", random_weight="conv1", input_shape=(1, 28, 28), seed=3)
     for (_, a), (_, b) in zip(eager.parameters_and_names(), first.parameters_and_names(), strict=True):
@@ -234,6 +234,7 @@ def test_fp16_on_a_users_cell():
     Dense cells in float16, rna-core's slots and the logits in float32), close to float32 on the same draw."""
     import numpy as np
 
+    from rna_core.backend import Speed
     from rna_core.classifier import adopt
     from rna_core.mindspore import randomize
 
@@ -241,13 +242,13 @@ def test_fp16_on_a_users_cell():
     full = adopt(randomize(MsResNet18(), "bn+in", seed=0), 10, 3, backend=be)
     half = adopt(randomize(MsResNet18(), "bn+in", seed=0), 10, 3, backend=be)
     be.set_state(half.model, be.get_state(full.model))
-    be.prepare(half.model, "fp16")
+    be.prepare(half.model, Speed("fp16"))
     x = np.random.default_rng(1).random((4, 3, 12, 12), dtype=np.float32)
     draw, outs = full.controller.draw(), []
     for clf in (full, half):
-        be.set_training(clf.model, False)
+        clf.model.set_train(False)
         with clf.controller.fixed(draw):
-            outs.append(be.numpy(be.logits(clf.model, be.tensor(x))))
+            outs.append(clf.logits(x))
     assert outs[1].dtype == np.float32 and half.model.module.conv1.weight.dtype == ms.float32
     assert 0 < np.abs(outs[1] - outs[0]).max() < 0.02 * np.abs(outs[0]).max()  # computed in half, close
     with pytest.raises(ValueError, match="randomize the cell first"):

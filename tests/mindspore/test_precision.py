@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rna_core.backend import SGDConfig
+from rna_core.backend import SGDConfig, Speed
 from rna_core.classifier import build_classifier
+from rna_core.losses import CE_MEAN
+from rna_core.methods import Step
 from rna_core.registry import get_backend
 from rna_core.validation import ConfigError
 
@@ -20,23 +22,23 @@ def test_fp16_forward_step_and_attack_gradient(mode):
     full = build_classifier(arch, "bn+in", True, be, np.random.default_rng(0), 0)
     half = build_classifier(arch, "bn+in", True, be, np.random.default_rng(0), 0)
     be.set_state(half.model, be.get_state(full.model))
-    be.prepare(half.model, "fp16")
+    be.prepare(half.model, Speed("fp16"))
     rng = np.random.default_rng(1)
     x, y = rng.random((8, 3, 12, 12), dtype=np.float32), rng.integers(0, 10, 8)
     draw = full.controller.draw()
     outs = []
     for clf in (full, half):
-        be.set_training(clf.model, False)
+        clf.model.set_train(False)
         with clf.controller.fixed(draw):
-            outs.append(be.numpy(be.logits(clf.model, be.tensor(x))))
+            outs.append(clf.logits(x))
     assert outs[1].dtype == np.float32
     assert np.abs(outs[1] - outs[0]).max() < 0.02 * np.abs(outs[0]).max()
     with half.controller.fixed(draw):
-        g = be.input_gradient(half.model, be.tensor(x), be.tensor(y))
+        g = half.input_gradient(x, y)
     assert g.dtype == np.float32 and np.count_nonzero(g) > 0.9 * g.size
     opt = be.make_optimizer(half.model, SGDConfig(0.05))
-    be.set_training(half.model, True)
-    res = be.train_step(half.model, opt, be.tensor(x), be.tensor(y))
+    half.model.set_train(True)
+    res = Step(half, opt, None, None, 0.05).descend(CE_MEAN, x, y)
     assert np.isfinite(float(res.loss)) and 0 <= float(res.correct) <= 8
 
 
@@ -45,8 +47,8 @@ def test_unsupported_options_are_named():
     clf = build_classifier({"name": "small_cnn", "num_classes": 10, "in_channels": 1}, "bn", True, be,
                            np.random.default_rng(0), 0)
     with pytest.raises(ConfigError, match="bfloat16"):
-        be.prepare(clf.model, "bf16")
+        be.prepare(clf.model, Speed("bf16"))
     with pytest.raises(ConfigError, match="NCHW"):
-        be.prepare(clf.model, "fp32", channels_last=True)
+        be.prepare(clf.model, Speed(channels_last=True))
     with pytest.raises(ConfigError, match="GRAPH_MODE"):
-        be.prepare(clf.model, "fp32", compile=True)
+        be.prepare(clf.model, Speed(compile=True))

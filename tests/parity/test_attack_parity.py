@@ -4,11 +4,12 @@ and whole attacks agree on robust accuracy and perturbation size (GRAPH_MODE, on
 import numpy as np
 import pytest
 
-from rna_core.attacks import CE, CE_MEAN, DLR, DLR_TARGETED, LOGITS, Loss
+from rna_core.attacks import CE, CE_MEAN, DLR, DLR_TARGETED, LOGITS, Loss, Oracle
+from rna_core.losses import KL
 from rna_core.parity import ATTACKS, compare_attacks, pair
 from rna_core.registry import get_backend
 
-LOSSES = [CE, CE_MEAN, DLR, DLR_TARGETED, Loss("cw"), Loss("cw", 0.5), LOGITS]
+LOSSES = [CE, CE_MEAN, KL, DLR, DLR_TARGETED, Loss("cw"), Loss("cw", 0.5), LOGITS]
 
 
 @pytest.mark.parametrize("mode", ["pynative", "graph"])
@@ -18,17 +19,19 @@ def test_attack_losses_and_gradients_agree(mode):
     x = rng.random((6, 3, 16, 16), dtype=np.float32)
     y = rng.integers(0, 10, 6)
     target = (y + rng.integers(1, 10, 6)) % 10
-    weights = {"ce": y, "dlr": y, "dlr-t": target, "logits": rng.standard_normal((6, 10)).astype(np.float32)}
+    weights = {"ce": y, "dlr": y, "dlr-t": target, "logits": rng.standard_normal((6, 10)).astype(np.float32),
+               "kl": rng.standard_normal((6, 10)).astype(np.float32)}
     with ca.controller.fixed(ca.controller.draw()) as path, cb.controller.fixed(path):
         for c in (ca, cb):
-            c.backend.set_training(c.model, False)
+            c.model.set_train(False)
         for loss in LOSSES:
             w = weights.get(loss.name, rng.uniform(0.5, 2, 6).astype(np.float32))
             got = []
             for c in (ca, cb):
-                oracle, be = c.backend.oracle(c.model), c.backend
-                per, _, grad = oracle.loss_grad(loss, be.tensor(x), be.tensor(y), be.tensor(w), oracle.draw())
-                got.append((be.numpy(per), be.numpy(grad)))
+                oracle, be = Oracle(c.backend, c.model), c.backend
+                ops = be.ops
+                per, _, grad = oracle.loss_grad(loss, ops.tensor(x), ops.tensor(y), ops.tensor(w), oracle.draw())
+                got.append((be.ops.numpy(per), be.ops.numpy(grad)))
             for what, a, b in (("loss", got[0][0], got[1][0]), ("gradient", got[0][1], got[1][1])):
                 rel = np.abs(a - b).max() / np.abs(a).max()
                 assert rel < 1e-4, f"{loss} {what}: relative difference {rel:.1e}"
@@ -56,9 +59,9 @@ def test_autoattack_rand_agrees_under_fresh_draws(mode):
     x = np.random.default_rng(3).random((16, 3, 16, 16), dtype=np.float32)
     y = np.random.default_rng(4).integers(0, 10, 16)
     for c in (ca, cb):
-        c.backend.set_training(c.model, False)
+        c.model.set_train(False)
     for spec in autoattack_rand(1 / 255, steps=5, eot=2):
-        adv = [c.backend.numpy(craft(c, x, y, spec, np.random.default_rng(1))) for c in (ca, cb)]
+        adv = [c.backend.ops.numpy(craft(c, x, y, spec, np.random.default_rng(1))) for c in (ca, cb)]
         l2 = [np.linalg.norm((a - x).reshape(16, -1), axis=1) for a in adv]
         pixels = float((np.abs(adv[0] - adv[1]) > 1e-4).mean())
         print(f"\n{mode} {spec.label}: pixels differing {pixels:.1e}, mean L2 {l2[0].mean():.4f} / {l2[1].mean():.4f}")

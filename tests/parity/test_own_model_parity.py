@@ -41,16 +41,14 @@ def test_randomized_user_models_agree(mode, training):
     ta, sb = tb.get_state(a.model), mb.get_state(b.model)
     assert [v.shape for v in ta.values()] == [v.shape for v in sb.values()]
     mb.set_state(b.model, dict(zip(sb, ta.values(), strict=True)))
-    tb.set_training(a.model, training)
-    mb.set_training(b.model, training)
+    a.model.set_train(training)
+    b.model.set_train(training)
     rng = np.random.default_rng(0)
     x, y = rng.random((4, 3, 16, 16), dtype=np.float32), rng.integers(0, 10, 4)
     for _ in range(2):
         draw = a.controller.draw()
         with a.controller.fixed(draw), b.controller.fixed(draw):
-            za = tb.numpy(tb.logits(a.model, tb.tensor(x)))
-            zb = mb.numpy(mb.logits(b.model, mb.tensor(x)))
-            ga = tb.input_gradient(a.model, tb.tensor(x), tb.tensor(y))
-            gb = mb.input_gradient(b.model, mb.tensor(x), mb.tensor(y))
+            za, zb = a.logits(x), b.logits(x)
+            ga, gb = a.input_gradient(x, y), b.input_gradient(x, y)
         np.testing.assert_allclose(zb, za, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(gb, ga, rtol=1e-3, atol=1e-4 * np.abs(ga).max())

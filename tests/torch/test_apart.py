@@ -9,14 +9,15 @@ import torch
 import torch.nn.functional as F
 
 import rna_core
-from rna_core.algorithms import ALGORITHMS
 from rna_core.apart import BNPerturbation, adversarial_delta
 from rna_core.apart_report import statistics_attack, statistics_shift
-from rna_core.backend import SGDConfig
-from rna_core.backends.torch.layers import EPS, MOMENTUM, BatchNorm, PathState, PerturbedBN
+from rna_core.backend import DELTA, PARAMS, SGDConfig
+from rna_core.backends.torch.layers import EPS, MOMENTUM, BatchNorm, DrawState, PerturbedBN
 from rna_core.classifier import build_classifier
 from rna_core.data import load_dataset
 from rna_core.data.loader import batches
+from rna_core.losses import CE_MEAN
+from rna_core.methods import take_step
 from rna_core.recipes import get_recipe
 
 LR = 0.5
@@ -37,6 +38,16 @@ def _buffers(clf):
     return {k: v.detach().clone() for k, v in clf.model.named_buffers()}
 
 
+def _gradient(clf, x, y, bn):
+    """The parameter gradients (numpy-free: torch tensors) and the BN-perturbation gradient (numpy) of the mean CE
+    on the next draw, every BN layer running Eq. 3 as ``bn`` says."""
+    be = clf.backend
+    xb, yb = (be.ops.tensor(a) if isinstance(a, np.ndarray) else a for a in (x, y))
+    g = be.value_and_grad(clf.model, CE_MEAN, xb, yb, yb, clf.controller.next_draw().perturbed(bn), (PARAMS, DELTA))
+    g.delta = be.ops.numpy(g.delta)
+    return g
+
+
 def _plain_grad(clf, x, y):
     """Standard training's gradient: autograd through the model's own BN (F.batch_norm), no APART code."""
     clf.model.train()
@@ -53,7 +64,7 @@ def test_perturbed_bn_is_eq3_with_per_group_statistics(groups):
     with torch.no_grad():
         layer.weight.copy_(torch.tensor(gamma))
         layer.bias.copy_(torch.tensor(beta))
-    state = PathState(0)
+    state = DrawState(0, 0, 12)
     layer.attach(state, 0)
     delta = rng.uniform(-0.3, 0.3, 12)
     state.bn = (torch.tensor(delta, dtype=torch.float32), groups, groups == 1)
@@ -87,17 +98,18 @@ def test_perturbation_gradient_matches_finite_differences(groups):
     be, layout = clf.backend, clf.bn_layout
     assert layout.names == ("norm1.bn", "layer1.0.norm.bn", "layer2.0.norm.bn", "layer2.1.norm.bn")
     clf.model.double()
-    be.set_training(clf.model, True)
+    clf.model.set_train(True)
     rng = np.random.default_rng(5)
     delta = rng.integers(-6, 7, layout.size) / 64
-    xb, yb = be.tensor(x.astype(np.float64)), be.tensor(y)
+    xb, yb = be.ops.tensor(x.astype(np.float64)), be.ops.tensor(y)
 
     def loss(d):
-        return float(F.cross_entropy(be.logits(clf.model, xb, BNPerturbation(d, groups, False)), yb))
+        draw = clf.controller.next_draw().perturbed(BNPerturbation(d, groups, False))
+        return float(F.cross_entropy(be.logits(clf.model, xb, draw), yb))
 
     with clf.controller.frozen():
         before = _buffers(clf)
-        g = be.gradient(clf.model, xb, yb, BNPerturbation(delta, groups, False))
+        g = _gradient(clf, xb, yb, BNPerturbation(delta, groups, False))
         assert all(torch.equal(before[k], v) for k, v in _buffers(clf).items()), "an untracked pass kept the stats"
         h = 2.0**-20
         for k in rng.choice(layout.size, 16, replace=False):
@@ -132,7 +144,7 @@ def test_apart_step_is_the_weighted_two_pass_gradient(ratio, groups):
     opt = be.make_optimizer(clf.model, SGDConfig(LR, 0.0, 0.0))
     path = clf.controller.draw()
     with clf.controller.fixed(path):
-        ALGORITHMS["apart"](clf, opt, x, y, recipe, np.random.default_rng(7))
+        take_step(clf, opt, "apart", x, y, recipe, np.random.default_rng(7), LR)
     m, n = len(x), int(ratio * len(x))
     s = np.random.default_rng(7).permutation(m)[:n]
     with ref.controller.fixed(path):
@@ -141,14 +153,14 @@ def test_apart_step_is_the_weighted_two_pass_gradient(ratio, groups):
         for k, v in _buffers(ref).items():  # pass 1's running statistics are the only update of the step
             torch.testing.assert_close(_buffers(clf)[k], v, rtol=1e-5, atol=1e-6, msg=f"pass 2 changed {k}")
         zero = BNPerturbation(np.zeros(ref.bn_layout.size), 1, False)
-        g_theta = be.gradient(ref.model, be.tensor(x), be.tensor(y), zero)
+        g_theta = _gradient(ref, x, y, zero)
         theta = adversarial_delta(g_theta.delta, 0.2)
         assert np.isin(np.abs(theta), [0, np.float32(0.2)]).all() and np.count_nonzero(theta) > 0.9 * theta.size
         names = [k for k, _ in ref.model.named_parameters()]
         h_phi = {k: torch.zeros_like(v) for k, v in w0.items()}
         for j in range(groups):
             sj = s[j::groups]
-            gj = be.gradient(ref.model, be.tensor(x[sj]), be.tensor(y[sj]), BNPerturbation(theta, 1, False))
+            gj = _gradient(ref, x[sj], y[sj], BNPerturbation(theta, 1, False))
             for k, gk in zip(names, gj.params, strict=True):
                 h_phi[k] += gk / groups
     got = _params(clf)
@@ -170,14 +182,14 @@ def test_sam_steps_match_a_direct_computation(method):
     be = clf.backend
     opt = be.make_optimizer(clf.model, SGDConfig(LR, 0.0, 0.0))
     with clf.controller.frozen():
-        ALGORITHMS[method](clf, opt, x, y, recipe, np.random.default_rng(3))
+        take_step(clf, opt, method, x, y, recipe, np.random.default_rng(3), LR)
     w0 = _params(ref)
     names = list(w0)
     g0 = _plain_grad(ref, x, y)
     norm = torch.sqrt(sum((g**2).sum() for g in g0.values()))
     zero = np.zeros(ref.bn_layout.size)
     if method == "apart-sam":
-        theta = adversarial_delta(be.gradient(ref.model, be.tensor(x), be.tensor(y), BNPerturbation(zero)).delta, 0.1)
+        theta = adversarial_delta(_gradient(ref, x, y, BNPerturbation(zero)).delta, 0.1)
         s = np.random.default_rng(3).permutation(len(x))
         xs, ys, bn = x[s], y[s], BNPerturbation(theta, 2, False)
     else:
@@ -185,7 +197,7 @@ def test_sam_steps_match_a_direct_computation(method):
     with torch.no_grad():
         for k, p in ref.model.named_parameters():
             p.add_(rho * g0[k] / norm)
-    g1 = dict(zip(names, be.gradient(ref.model, be.tensor(xs), be.tensor(ys), bn).params, strict=True))
+    g1 = dict(zip(names, _gradient(ref, xs, ys, bn).params, strict=True))
     got = _params(clf)
     for k in names:
         g = g1[k] if method == "sam" else 0.5 * g0[k] + 0.5 * g1[k]
@@ -196,7 +208,7 @@ def test_apart_needs_bn_layers_and_a_divisible_batch():
     clf, x, y = _setup("in")
     opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.1))
     with pytest.raises(ValueError, match="needs BN layers"):
-        ALGORITHMS["apart"](clf, opt, x, y, get_recipe("quick-apart"), np.random.default_rng(0))
+        take_step(clf, opt, "apart", x, y, get_recipe("quick-apart"), np.random.default_rng(0), 0.1)
     with pytest.raises(ValueError, match="apart_groups"):
         get_recipe("quick-apart", batch_size=100, apart_groups=16)
 
@@ -216,7 +228,7 @@ def test_reports_write_fig1_and_fig2(tmp_path):
     train = load_dataset("bundled", "train").subset(256)
     test = load_dataset("bundled", "test").subset(100)
     for x, y in batches(train, 32, np.random.default_rng(0), shuffle=True):
-        ALGORITHMS["clean"](clf, opt, x, y, get_recipe("quick-standard"), np.random.default_rng(0))
+        take_step(clf, opt, "clean", x, y, get_recipe("quick-standard"), np.random.default_rng(0), 0.05)
     state = clf.backend.get_state(clf.model)
     fig1 = statistics_attack(clf, train, [0.1, 0.5], [1, 4], tmp_path, batch_size=32)
     fig2 = statistics_shift({"a": clf}, test, [0.2, 0.5], tmp_path)

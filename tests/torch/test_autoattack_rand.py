@@ -27,7 +27,7 @@ def rna(tmp_path_factory):
                          arch="small_cnn", width=16, train_samples=4096, batch_size=64, epochs=2, lr=0.02,
                          **{"train_attack.steps": 3})
     clf = res.classifier
-    clf.backend.set_training(clf.model, False)
+    clf.model.set_train(False)
     data = load_bundled("test").subset(N)
     return clf, data.x.astype(np.float32) / 255, data.y
 
@@ -36,7 +36,7 @@ def rna(tmp_path_factory):
 def ours(rna):
     """rna-core's AutoAttack-rand members at this size: {loss: Score}."""
     clf, x, y = rna
-    return {spec.name[5:]: score_examples(clf, clf.backend.numpy(craft(clf, x, y, spec, np.random.default_rng(0))),
+    return {spec.name[5:]: score_examples(clf, clf.backend.ops.numpy(craft(clf, x, y, spec, np.random.default_rng(0))),
                                           y, R) for spec in A.autoattack_rand(steps=STEPS, eot=EOT)}
 
 

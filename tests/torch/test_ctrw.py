@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import rna_core
-from rna_core.algorithms import ALGORITHMS, constrain_sigma
 from rna_core.attacks import pgd
 from rna_core.backend import SGDConfig
 from rna_core.classifier import build_classifier, load_classifier
+from rna_core.methods import take_step
+from rna_core.methods.ctrw import constrain_sigma
 from rna_core.recipes import get_recipe
 
 RECIPE = get_recipe("quick-ctrw", train_attack=pgd(3, 8 / 255, 2 / 255), sigma_lower=20.0, sigma_upper=60.0)
@@ -44,7 +45,7 @@ def test_random_weight_is_mu_plus_sigma_eps_times_x():
 def test_noise_follows_the_sampling_policies():
     clf, _, x, _ = _setup()
     xb = torch.tensor(x)
-    clf.backend.set_training(clf.model, False)
+    clf.model.set_train(False)
     with torch.no_grad():
         a, b = clf.model(xb), clf.model(xb)
         assert not torch.equal(a, b), "resample: a fresh noise draw per forward"
@@ -63,14 +64,14 @@ def test_ablation_rules(rule, check):
     clf, opt, x, y = _setup()
     recipe = RECIPE.replace(sigma_constraint=rule)
     constrain_sigma(clf, recipe)
-    ALGORITHMS["ctrw"](clf, opt, x, y, recipe, np.random.default_rng(0))
+    take_step(clf, opt, "ctrw", x, y, recipe, np.random.default_rng(0), 0.5)
     assert check(clf.sigmas()["ctrw.sigma"])
 
 
 def test_without_constraint_sigma_moves_freely():
     clf, opt, x, y = _setup()
     before = clf.sigmas()["ctrw.sigma"]
-    ALGORITHMS["ctrw"](clf, opt, x, y, RECIPE.replace(sigma_constraint="none"), np.random.default_rng(0))
+    take_step(clf, opt, "ctrw", x, y, RECIPE.replace(sigma_constraint="none"), np.random.default_rng(0), 0.5)
     after = clf.sigmas()["ctrw.sigma"]
     assert after.sum() > RECIPE.sigma_upper and not np.array_equal(before, after)
 

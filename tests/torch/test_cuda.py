@@ -10,8 +10,11 @@ import pytest
 import torch
 
 from rna_core import pgd
-from rna_core.backend import SGDConfig
+from rna_core.attacks import attack
+from rna_core.backend import SGDConfig, Speed
 from rna_core.classifier import build_classifier
+from rna_core.losses import CE_MEAN
+from rna_core.methods import Step
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -31,7 +34,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_inductor_compiled_equals_eager(norms):
     eager, fast = _clf(norms), _clf(norms)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    fast.backend.prepare(fast.model, "fp32", True, True)
+    fast.backend.prepare(fast.model, Speed("fp32", True, True))
     x = torch.rand(32, 3, 32, 32, device="cuda")
     for m in (eager.model, fast.model):
         m.train()
@@ -50,20 +53,20 @@ def test_compiled_training_graphs_are_bounded_and_the_step_does_not_sync():
 
     clf = _clf("bn+in")
     be = clf.backend
-    be.prepare(clf.model, "bf16", True, True)
+    be.prepare(clf.model, Speed("bf16", True, True))
     opt = be.make_optimizer(clf.model, SGDConfig(0.05))
     rng = np.random.default_rng(0)
-    x = be.tensor(rng.random((64, 3, 32, 32), dtype=np.float32))
-    y = be.tensor(rng.integers(0, 10, 64))
+    x = be.ops.tensor(rng.random((64, 3, 32, 32), dtype=np.float32))
+    y = be.ops.tensor(rng.integers(0, 10, 64))
     dynamo_utils.counters.clear()
     first = None
     for step in range(60):
-        be.set_training(clf.model, True)
+        clf.model.set_train(True)
         with clf.controller.frozen():
-            adv = be.attack(clf.model, x, y, pgd(3, 8 / 255, 2 / 255), rng)
+            adv = attack(be, clf.model, x, y, pgd(3, 8 / 255, 2 / 255), rng)
         if step == 5:  # compiled; from here on nothing may read the device inside a step
             torch.cuda.set_sync_debug_mode("error")
-        res = be.train_step(clf.model, opt, adv, y)
+        res = Step(clf, opt, None, None, 0.05).descend(CE_MEAN, adv, y)
         first = first if first is not None else float(res.loss)
     torch.cuda.set_sync_debug_mode("default")
     assert dynamo_utils.counters["stats"]["unique_graphs"] <= 4
@@ -72,7 +75,7 @@ def test_compiled_training_graphs_are_bounded_and_the_step_does_not_sync():
 
 def test_channels_last_survives_every_layer():
     clf = _clf("bn+in+gn@2")
-    clf.backend.prepare(clf.model, "bf16", True, False)
+    clf.backend.prepare(clf.model, Speed("bf16", True, False))
     seen = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(out.is_contiguous(
         memory_format=torch.channels_last))) for m in clf.model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -84,11 +87,11 @@ def test_channels_last_survives_every_layer():
 
 def test_bf16_step_close_to_fp32():
     full, half = _clf("bn"), _clf("bn")
-    half.backend.prepare(half.model, "bf16", True, False)
+    half.backend.prepare(half.model, Speed("bf16", True, False))
     x, y = torch.rand(64, 3, 32, 32, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
     losses = []
     for clf in (full, half):
         opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.01))
         clf.model.train()
-        losses.append(float(clf.backend.train_step(clf.model, opt, x, y).loss))
+        losses.append(float(Step(clf, opt, None, None, 0.01).descend(CE_MEAN, x, y).loss))
     assert abs(losses[0] - losses[1]) < 0.05 * abs(losses[0])

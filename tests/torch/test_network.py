@@ -51,7 +51,7 @@ def test_only_selected_candidate_runs():
 
 def test_policies_change_the_function():
     clf = _clf(width=4)
-    clf.backend.set_training(clf.model, False)
+    clf.model.set_train(False)
     x = torch.rand(4, 3, 8, 8)
     with torch.no_grad():
         with clf.controller.frozen():
@@ -69,8 +69,8 @@ def test_canonical_names_and_state_round_trip():
     other = _clf(width=4, seed=1)
     other.backend.set_state(other.model, state)
     x = torch.rand(2, 3, 8, 8)
-    other.backend.set_training(other.model, False)
-    clf.backend.set_training(clf.model, False)
+    other.model.set_train(False)
+    clf.model.set_train(False)
     with clf.controller.fixed(np.zeros(20, int)), other.controller.fixed(np.zeros(20, int)):
         torch.testing.assert_close(clf.model(x), other.model(x))
     with pytest.raises(ValueError, match="missing"):
@@ -95,4 +95,4 @@ def test_input_checks():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         clf.predict(np.full((2, 3, 8, 8), 2.0, np.float32))
     with pytest.raises(ValueError, match="normalization slots"):
-        clf.backend.build_model(clf.graph, DrawController(PathSpace.uniform("bn", 3), np.random.default_rng()))
+        clf.backend.build_model(clf.graph, DrawController(PathSpace.uniform("bn", 3), np.random.default_rng()), 0)

@@ -188,9 +188,9 @@ def test_train_takes_a_users_randomized_module(tmp_path):
 def test_apart_step_on_a_users_bn_model_equals_the_builtin_one():
     """APART (and APART-SAM) on a hand-written BN ResNet-18 made perturbable by ``randomize(m, "bn")``: the same
     two-pass update as on the built-in graph with the same weights, batch and random numbers."""
-    from rna_core.algorithms import step_apart
     from rna_core.backend import SGDConfig
     from rna_core.classifier import adopt
+    from rna_core.methods import take_step
     from rna_core.recipes import get_recipe
 
     builtin = build_classifier({"name": "resnet18", "num_classes": 10, "in_channels": 3, "width": 4}, "bn", True,
@@ -206,8 +206,8 @@ def test_apart_step_on_a_users_bn_model_equals_the_builtin_one():
     for sam in (False, True):
         for clf in (builtin, mine):
             opt = clf.backend.make_optimizer(clf.model, SGDConfig(0.1))
-            res = step_apart(clf, opt, x, y, recipe, np.random.default_rng(1), sam=sam)
-            assert np.isfinite(res.loss)
+            res = take_step(clf, opt, "apart-sam" if sam else "apart", x, y, recipe, np.random.default_rng(1), 0.1)
+            assert np.isfinite(float(res.loss))
         for a, b in zip(builtin.model.state_dict().values(), user.state_dict().values(), strict=True):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 

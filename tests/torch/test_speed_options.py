@@ -11,9 +11,12 @@ import torch
 import torch._dynamo.utils as dynamo_utils
 
 from rna_core import pgd
-from rna_core.backend import SGDConfig
+from rna_core.attacks import attack
+from rna_core.backend import SGDConfig, Speed
 from rna_core.backends.torch.layers import BatchGroupNorm, GroupNorm
 from rna_core.classifier import build_classifier
+from rna_core.losses import CE_MEAN
+from rna_core.methods import Step
 from rna_core.validation import ConfigError
 
 
@@ -82,7 +85,7 @@ def test_compiled_run_of_many_paths_compiles_a_bounded_number_of_graphs():
     compiler's own counter of unique graphs stays at a handful (train step, attack, eval), however many paths."""
     clf = _clf("bn+in")
     be = clf.backend
-    be.prepare(clf.model, "fp32", False, False)
+    be.prepare(clf.model, Speed("fp32", False, False))
     clf.model.prepare("fp32", False, True, compiler="aot_eager")
     opt = be.make_optimizer(clf.model, SGDConfig(0.01))
     rng = np.random.default_rng(0)
@@ -91,14 +94,14 @@ def test_compiled_run_of_many_paths_compiles_a_bounded_number_of_graphs():
     paths = set()
     with clf.controller.observe(lambda d: paths.add(tuple(d.path))):
         for step in range(100):
-            be.set_training(clf.model, True)
+            clf.model.set_train(True)
             if step % 25 == 0:
                 with clf.controller.frozen():
-                    be.attack(clf.model, x, y, pgd(2, 8 / 255, 2 / 255), rng)
-            be.train_step(clf.model, opt, x, y)
-        be.set_training(clf.model, False)
+                    attack(be, clf.model, x, y, pgd(2, 8 / 255, 2 / 255), rng)
+            Step(clf, opt, None, None, 0.01).descend(CE_MEAN, x, y)
+        clf.model.set_train(False)
         for _ in range(5):
-            be.logits(clf.model, x)
+            clf.logits(x)
     assert len(paths) > 90
     graphs = dynamo_utils.counters["stats"]["unique_graphs"]
     assert 1 <= graphs <= 4, dict(dynamo_utils.counters["stats"])
@@ -108,7 +111,7 @@ def test_train_step_leaves_its_metrics_on_the_device():
     clf = _clf("bn")
     be = clf.backend
     opt = be.make_optimizer(clf.model, SGDConfig(0.01))
-    res = be.train_step(clf.model, opt, torch.rand(4, 3, 8, 8), torch.randint(0, 10, (4,)))
+    res = Step(clf, opt, None, None, 0.01).descend(CE_MEAN, torch.rand(4, 3, 8, 8), torch.randint(0, 10, (4,)))
     assert isinstance(res.loss, torch.Tensor) and isinstance(res.correct, torch.Tensor)
     assert np.isfinite(float(res.loss)) and 0 <= int(res.correct) <= 4
 
@@ -118,15 +121,15 @@ def test_half_precision_forward_and_attack_gradient(precision):
     """Logits come back float32 and close to the float32 model's; the attack's input gradient is float32 and
     points the same way (fp16 scales the loss, so a batch-mean gradient does not flush to zero)."""
     full, half = _clf("bn"), _clf("bn")
-    half.backend.prepare(half.model, precision, False, False)
+    half.backend.prepare(half.model, Speed(precision, False, False))
     for m in (full.model, half.model):
         m.eval()
     x, y = torch.rand(16, 3, 12, 12), torch.randint(0, 10, (16,))
     with torch.no_grad():
         z_full, z_half = full.model(x), half.model(x)
     assert z_half.dtype == torch.float32 and _rel(z_half, z_full) < 0.05
-    g_full = full.backend.input_gradient(full.model, full.backend.tensor(x.numpy()), y)
-    g_half = half.backend.input_gradient(half.model, half.backend.tensor(x.numpy()), y)
+    g_full = full.input_gradient(full.backend.ops.tensor(x.numpy()), y)
+    g_half = half.input_gradient(half.backend.ops.tensor(x.numpy()), y)
     assert g_half.dtype == np.float32 and np.count_nonzero(g_half) > 0.9 * g_half.size
     assert np.mean(np.sign(g_half) == np.sign(g_full)) > 0.8
 

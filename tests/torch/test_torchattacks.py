@@ -11,6 +11,7 @@ import torch
 
 import rna_core
 from rna_core import attacks as A
+from rna_core.attacks import Oracle
 from rna_core.attacks.loops import cw, deepfool, pgd
 from rna_core.data import load_bundled
 
@@ -25,14 +26,14 @@ def setup(tmp_path_factory):
                          norms="bn", method="clean", epochs=3, train_samples=3000, width=8,
                          schedule="constant", crop_padding=0)
     clf = res.classifier
-    clf.backend.set_training(clf.model, False)
+    clf.model.set_train(False)
     data = load_bundled("test").subset(N)
     x = torch.from_numpy(data.x.astype(np.float32) / 255)
     y = torch.from_numpy(data.y)
     with torch.no_grad():
         acc = (clf.model(x).argmax(1) == y).float().mean().item()
     assert acc > 0.5, f"the reference model is too weak to compare attacks on ({acc:.2f})"
-    return clf.model, clf.backend.oracle(clf.model), x, y
+    return clf.model, Oracle(clf.backend, clf.model), x, y
 
 
 def _acc(model, adv, y) -> float:
@@ -67,7 +68,8 @@ def test_pgd_l2_identical(setup):
     delta = torch.empty_like(x).normal_()
     n = delta.view(len(x), -1).norm(p=2, dim=1).view(-1, 1, 1, 1)
     r = torch.zeros_like(n).uniform_(0, 1)
-    ours = pgd.pgd_from(oracle, x, y, spec, delta * r / n * spec.eps)
+    delta *= r / n * spec.eps  # torchattacks' operation order: the start agrees to the bit
+    ours = pgd.pgd_from(oracle, x, y, spec, delta)
     assert (ours - ref).abs().max().item() <= 1e-6
 
 

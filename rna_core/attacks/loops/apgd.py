@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...losses import CE, DLR, DLR_TARGETED, Loss
+from ...ops import T
 from ..common import eot_logits, eot_loss_grad, per_example, project, where_rows
+from ..oracle import Oracle
 from ..schedules import apgd_checkpoints, random_start
-from ..seams import CE, DLR, DLR_TARGETED, Loss, Oracle, T
 from ..specs import AttackSpec
 
 

@@ -15,8 +15,10 @@ import math
 
 import numpy as np
 
+from ...losses import Loss
+from ...ops import T
 from ..common import eot_loss_grad, where_rows
-from ..seams import Loss, Oracle, T
+from ..oracle import Oracle
 from ..specs import AttackSpec
 
 

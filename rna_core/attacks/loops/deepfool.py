@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
+from ...ops import T
 from ..common import per_example
-from ..seams import Oracle, T
+from ..oracle import Oracle
 from ..specs import AttackSpec
 
 

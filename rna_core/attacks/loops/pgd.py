@@ -12,8 +12,9 @@ the mean is kept for reproducibility. Every gradient is averaged over ``spec.eot
 
 from __future__ import annotations
 
+from ...ops import T
 from ..common import ce_ascent, per_example, project
-from ..seams import Oracle, T
+from ..oracle import Oracle
 from ..specs import AttackSpec
 
 

@@ -13,9 +13,10 @@ import math
 
 import numpy as np
 
+from ...ops import Ops, T
 from ..common import eot_logits, where_rows
+from ..oracle import Oracle
 from ..schedules import square_size
-from ..seams import Ops, Oracle, T
 from ..specs import AttackSpec
 
 

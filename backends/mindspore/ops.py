@@ -1,5 +1,5 @@
-"""The attacks' seams on MindSpore: ``MindSporeOps`` (one MindSpore call each) and ``MindSporeOracle`` (the model's
-compiled loss-gradient programs, one per loss: ``programs.Programs.loss_grad``)."""
+"""``MindSporeOps``: the core's ``rna_core.ops.Ops`` on MindSpore tensors, one MindSpore call each. A jit class: the
+core's losses call it inside compiled programs too (``programs.Programs``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, ops
 
-from rna_core.attacks import Loss, Ops, Oracle
-
-from .network import Network
+from rna_core.ops import Ops
 
 
+@ms.jit_class
 class MindSporeOps(Ops):
     def tensor(self, array: np.ndarray) -> Tensor:
         array = np.ascontiguousarray(array)
@@ -32,11 +31,17 @@ class MindSporeOps(Ops):
     def sqrt(self, t):
         return ops.sqrt(t)
 
+    def exp(self, t):
+        return ops.exp(t)
+
     def sigmoid(self, t):
         return ops.sigmoid(t)
 
     def atanh(self, t):
         return ops.atanh(t)
+
+    def log_softmax(self, t):
+        return ops.log_softmax(t, 1)
 
     def where(self, mask, a, b):
         shape = np.broadcast_shapes(*(tuple(v.shape) for v in (mask, a, b) if isinstance(v, Tensor)))
@@ -86,18 +91,4 @@ class MindSporeOps(Ops):
         return ops.stack(ts, axis)
 
 
-class MindSporeOracle(Oracle):
-    """A Network through its compiled programs: one per loss (GRAPH_MODE compiles each once), and the forward."""
-
-    def __init__(self, model: Network, ops_: MindSporeOps) -> None:
-        self.model, self.ops, self.num_classes = model, ops_, model.graph.num_classes
-
-    def draw(self) -> tuple[Tensor, Tensor]:
-        return self.model.next_draw()
-
-    def loss_grad(self, loss: Loss, x, y, w, draw):
-        (_, per, logits), grad = self.model.programs.loss_grad(loss)(x, y, w, draw)
-        return per, logits, grad
-
-    def logits(self, x, draw):
-        return self.model.programs.forward()(x, draw)
+OPS = MindSporeOps()

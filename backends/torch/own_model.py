@@ -14,8 +14,6 @@ a BN model on which the APART / SAM steps run. The candidates use rna-core's eps
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -23,25 +21,23 @@ from torch import nn
 
 from rna_core.apart import BNLayout
 from rna_core.bounds import scaled_sigma_bounds
-from rna_core.controller import Draw, DrawController, UnheldController
-from rna_core.models import graph as g
+from rna_core.controller import DrawController, UnheldController
 from rna_core.models.ctrw import user_weight_shape
 from rna_core.paths import PathSpace
 
-from .layers import BatchNorm, NormSlot, PathState, RandomWeight
-from .network import to_device
+from .layers import BatchNorm, DrawState, NormSlot, RandomWeight
+from .network import Network
 
 SLOT_TYPES = {"bn": (nn.BatchNorm2d,), "gn": (nn.GroupNorm,)}
 
 
 def _draw(module: nn.Module, args: tuple) -> None:
     """Forward pre-hook: the draw of this forward (fresh, or the one the controller holds): the path and, with a
-    random weight, its noise."""
+    random weight, its noise; nothing when rna-core's ``Network`` wrote the draw of this forward already."""
+    if module.rna_state.pending:
+        return
     path, noise = module.rna_controller.next_draw()
-    module.rna_state.path[:] = path
-    if noise is not None:
-        held = next(module.parameters())
-        module.rna_state.noise = to_device(noise, held.device)
+    module.rna_state.write(path, noise, None, args[0].device)
 
 
 def _times_random_weight(weight: RandomWeight):
@@ -85,7 +81,7 @@ def randomize(module: nn.Module, norms: str | None = "bn+in", layer_free: bool =
     if not norms and random_weight is None:
         raise ValueError("nothing to randomize: give norms, random_weight or both")
     space = PathSpace.uniform(norms, len(targets), layer_free) if targets else PathSpace.uniform("bn", 1)
-    state = PathState(space.num_layers)
+    state = DrawState(space.num_layers, 0, 0)
     for i, (name, layer) in enumerate(targets):
         channels = layer.num_features if isinstance(layer, nn.BatchNorm2d) else layer.num_channels
         slot = NormSlot(channels, space.candidates[i], i, state)
@@ -100,7 +96,7 @@ def randomize(module: nn.Module, norms: str | None = "bn+in", layer_free: bool =
                                            math.prod(weight.shape))
     module.rna_state = state
     module.rna_space = space
-    module.rna_bn_layout = _attach_bn(module, state)
+    module.rna_bn_layout = _bn_layout(module)
     module.register_forward_pre_hook(_draw)
     if weight is not None:
         target = module if random_weight == "input" else module.get_submodule(random_weight)
@@ -109,7 +105,7 @@ def randomize(module: nn.Module, norms: str | None = "bn+in", layer_free: bool =
     return module
 
 
-def _random_weight(module: nn.Module, where: str | None, input_shape, state: PathState) -> RandomWeight | None:
+def _random_weight(module: nn.Module, where: str | None, input_shape, state: DrawState) -> RandomWeight | None:
     """CTRW's random weight for ``where`` (``input`` or a submodule's name), registered on ``module``."""
     if where is None:
         return None
@@ -130,12 +126,11 @@ def _random_weight(module: nn.Module, where: str | None, input_shape, state: Pat
     return weight
 
 
-def _attach_bn(module: nn.Module, state: PathState) -> BNLayout:
-    """APART's layout of the BN candidates (module order; ``rna_core.apart``) and each one's slice of it."""
+def _bn_layout(module: nn.Module) -> BNLayout:
+    """APART's layout of the BN candidates (module order; ``rna_core.apart``)."""
     names, channels, offsets, offset = [], [], [], 0
     for name, layer in module.named_modules():
         if isinstance(layer, BatchNorm):
-            layer.attach(state, offset)
             names.append(name)
             channels.append(layer.channels)
             offsets.append(offset)
@@ -161,59 +156,20 @@ def _take_weights(slot: NormSlot, specs, layer: nn.Module) -> None:
         target.running_var.copy_(layer.running_var)
 
 
-class Adopted(nn.Module):
-    """Any classifier ``module`` (images in [0, 1] -> logits) seen as rna-core's ``Network``: ``forward(x, draw)``
-    runs a given draw on a module randomized by ``randomize`` and ignores it otherwise. ``holdable``: its draws
-    can be held (rna-core's randomness, or none); a module random in its own way (dropout at inference, a random
-    input transform) is not, and only protocols that need no held draw apply to it."""
-
-    def __init__(self, module: nn.Module, num_classes: int, in_channels: int, random: bool) -> None:
-        super().__init__()
-        self.module = module
-        own = getattr(module, "rna_controller", None)
-        self.controller = own if own is not None else UnheldController(random)
-        self.holdable = own is not None or not random
-        self.graph = g.Graph(f"adopted:{type(module).__name__}", g.Seq(()), self.controller.space.num_layers,
-                             in_channels, num_classes)
-        self.replicas: dict[str, nn.Module] = {}
-        self.precision, self.compiled = "fp32", False
-        self.bn_layout = getattr(module, "rna_bn_layout", BNLayout((), (), ()))
-        self.sigma_names = ["rna_random_weight.sigma"] if hasattr(module, "rna_sigma_bounds") else []
-
-    @contextmanager
-    def perturbed(self, delta: torch.Tensor, groups: int, track: bool) -> Iterator[None]:
-        """APART's Eq. 3 in every BN candidate of a ``randomize``d module (``randomize(m, "bn")`` for a BN model)."""
-        if not self.bn_layout.names:
-            raise ValueError("APART needs rna-core's BN layers: randomize(module, norms='bn') turns the module's "
-                             "nn.BatchNorm2d layers into them (one candidate: the model stays deterministic)")
-        state = self.module.rna_state
-        state.bn = (delta, groups, track)
-        try:
-            yield
-        finally:
-            state.bn = None
-
-    def forward(self, x: torch.Tensor, draw: Draw | None = None) -> torch.Tensor:
-        if draw is None or not hasattr(self.module, "rna_controller"):
-            return self.module(x)
-        with self.module.rna_controller.fixed(draw):
-            return self.module(x)
-
-    def state_dict(self, *args, **kwargs):
-        return self.module.state_dict(*args, **kwargs)
-
-    def synchronize_batch_norm(self, on: bool = True) -> None:
-        if on:
-            raise ValueError("sync_bn: an adopted module keeps its own layers; convert them with "
-                             "torch.nn.SyncBatchNorm.convert_sync_batchnorm before randomizing")
-
-    def drop_unselected_grads(self) -> None:
-        """Nothing to do: an eager backward leaves the candidates off the path without gradient."""
-
-    def prepare(self, precision: str = "fp32", channels_last: bool = False, compile: bool = False, **_) -> None:
-        if precision != "fp32" or channels_last or compile:
-            raise ValueError("an adopted module runs as given (fp32, its own layout, uncompiled): prepare the "
-                             "module itself")
+def adopt_module(module: nn.Module, num_classes: int, in_channels: int, probe: np.ndarray | None, ops) -> Network:
+    """A ``Network`` around ``module`` (its one child ``module``): the draws of a ``randomize``d module, or none for a
+    module that is deterministic or random in its own way (detected on ``probe`` images: two forwards on the same
+    input that differ); only a module whose draws rna-core holds (or that has none) is ``holdable``."""
+    own = getattr(module, "rna_controller", None)
+    if own is not None:
+        controller, state, layout = own, module.rna_state, module.rna_bn_layout
+        sigmas = ("rna_random_weight.sigma",) if hasattr(module, "rna_sigma_bounds") else ()
+        random = own.is_random
+    else:
+        random = probe is not None and differs_between_forwards(module, ops.tensor(probe))
+        controller, state, layout, sigmas = UnheldController(random), DrawState(1, 0, 0), BNLayout((), (), ()), ()
+    return Network([("module", module)], state, controller, num_classes, in_channels, layout, sigmas,
+                   own is not None or not random, prefix="module.")
 
 
 def differs_between_forwards(module: nn.Module, x: torch.Tensor, tries: int = 3) -> bool:

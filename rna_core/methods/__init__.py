@@ -1,0 +1,10 @@
+"""Training methods, one file each, registered by name (``register_method``): ``clean``, ``madry``, ``blackbox``
+(RNA), ``ctrw`` (CTRW), ``sam``, ``apart`` and ``apart-sam`` (APART). A step is written once against ``Step``
+(``base``) and the Backend's primitives; a new method is one file with no backend code (docs/architecture.md,
+"Adding a training method")."""
+
+from . import apart, blackbox, clean, ctrw, madry, sam
+from .base import METHODS, Method, Step, StepResult, get_method, register_method, take_step
+
+__all__ = ["METHODS", "Method", "Step", "StepResult", "apart", "blackbox", "clean", "ctrw", "get_method", "madry",
+           "register_method", "sam", "take_step"]

@@ -1,0 +1,61 @@
+"""``apart`` and ``apart-sam``: APART Algorithm 1 and Sec. 3.3's APART-SAM, on a batch D of M samples:
+
+1. pass 1 over D with theta = 0 (running statistics updated as in standard training): g_phi (parameters) and
+   g_theta (the BN perturbations) from one backward (Eq. 4);
+2. theta = eps sign(g_theta) (line 5); g_theta is taken at a fresh zero vector in every step, so nothing
+   accumulates across steps;
+3. N = ratio * M samples S drawn at random from D (a random permutation, so the interleaved groups S_1..S_n are
+   random too); pass 2 over S with theta and BN statistics per group, running statistics untouched:
+   h_phi = (1/n) sum_j E_{S_j} grad_phi L = E_S grad_phi L (equal group sizes);
+4. update with g = M/(M+N) g_phi + N/(M+N) h_phi. The paper's line 12 writes g_theta for the first term; g_theta
+   lives in the BN-perturbation space and cannot be added to h_phi, and Sec. 3.2 (step 2) and the authors' code
+   weight the clean parameter gradient, so we read it as g_phi.
+
+APART-SAM: after pass 1 the parameters are also shifted by Eq. 7's delta_hat(phi) = rho g_phi / ||g_phi||_2 (p = 2,
+from pass 1's gradient, "the second step unchanged"), pass 2 runs at phi + delta_hat and the update is applied at
+phi. (The authors' released script instead wraps a SAM optimizer around both passes, four passes per step; we
+follow the paper's two-pass description.) Both passes run on one held draw of the path (and noise).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+
+from ..apart import BNPerturbation, adversarial_delta, second_pass_size
+from ..backend import DELTA, PARAMS
+from ..losses import CE_MEAN
+from .base import Method, Step, StepResult, register_method
+from .sam import check_two_pass, sam_scale
+
+
+def apart(step: Step, x: np.ndarray, y: np.ndarray, sam: bool = False) -> StepResult:
+    recipe, layout = step.recipe, step.clf.bn_layout
+    if not layout.names:
+        raise ValueError(f"method {recipe.method!r} needs BN layers (norms 'bn'), the model has none")
+    m = len(x)
+    n = second_pass_size(m, recipe.apart_ratio, recipe.apart_groups)
+    with step.frozen():
+        g_phi = step.gradient(CE_MEAN, x, y, bn=BNPerturbation(np.zeros(layout.size), 1, True), wrt=(PARAMS, DELTA))
+        theta = adversarial_delta(step.ops.numpy(g_phi.delta), recipe.apart_eps)
+        s = step.rng.permutation(m)[:n]
+        shift = step.shifted(g_phi, sam_scale(step, g_phi, recipe.sam_rho)) if sam else nullcontext()
+        with shift:
+            h_phi = step.gradient(CE_MEAN, x[s], y[s], bn=BNPerturbation(theta, recipe.apart_groups, False))
+        step.update([(m / (m + n), g_phi), (n / (m + n), h_phi)])
+    return step.result(g_phi, y)
+
+
+def apart_sam(step: Step, x: np.ndarray, y: np.ndarray) -> StepResult:
+    return apart(step, x, y, sam=True)
+
+
+def check_apart(recipe) -> None:
+    """The second pass's N = ratio * M must split into ``apart_groups`` equal groups; fp32, uncompiled, no SyncBN."""
+    second_pass_size(recipe.batch_size, recipe.apart_ratio, recipe.apart_groups)
+    check_two_pass(recipe)
+
+
+register_method(Method("apart", apart, check=check_apart))
+register_method(Method("apart-sam", apart_sam, check=check_apart))
