@@ -3,7 +3,7 @@
 
 import sys
 
-from rna_core.cli import main
+from rna_core.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,12 +8,12 @@ from .attacks import AttackSpec, pgd
 from .backend import Backend, SGDConfig
 from .classifier import Classifier, build_classifier, load_classifier
 from .controller import Draw, DrawController
-from .evaluation import evaluate, evaluate_checkpoint
+from .evaluation import evaluate
 from .norms import NormSpec, parse_norms
 from .paths import PathSpace
 from .recipes import RECIPES, Recipe, get_recipe
 from .registry import available_backends, get_backend
-from .runs import load_run
+from .runs import evaluate_checkpoint, load_run
 from .training import TrainResult, train
 
 __version__ = "0.1.0"

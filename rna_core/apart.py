@@ -25,10 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .models import graph as g
-from .norms import parse_norms
+from .norms import PLAIN_BN, NormSpec
 from .paths import PathSpace
-
-_PLAIN_BN = parse_norms("bn")
 
 
 @dataclass(frozen=True)
@@ -54,21 +52,24 @@ class BNLayout:
         return delta
 
 
-def bn_layout(graph: g.Graph, space: PathSpace) -> BNLayout:
-    """The BN layers of ``graph`` built over ``space``, in graph order (every backend builds the same names)."""
-    names, channels, offsets = [], [], []
-    offset = 0
-    for path, node in g.walk(graph.root):
-        if not isinstance(node, g.Norm):
-            continue
-        specs = _PLAIN_BN if node.slot is None else space.candidates[node.slot]
+def layout_of(norms: list[tuple[str, int, tuple[NormSpec, ...]]]) -> BNLayout:
+    """The layout of normalization layers ``(name, channels, candidates)`` in order: every BN candidate, named
+    ``<name>.<key>``, gets 2 C entries (d_mu, then d_sigma) at the next offset."""
+    names, channels, offsets, offset = [], [], [], 0
+    for name, c, specs in norms:
         for spec in specs:
             if spec.kind == "bn":
-                names.append(f"{path}.{spec.key}")
-                channels.append(node.channels)
+                names.append(f"{name}.{spec.key}")
+                channels.append(c)
                 offsets.append(offset)
-                offset += 2 * node.channels
+                offset += 2 * c
     return BNLayout(tuple(names), tuple(channels), tuple(offsets))
+
+
+def bn_layout(graph: g.Graph, space: PathSpace) -> BNLayout:
+    """The BN layers of ``graph`` built over ``space``, in graph order (every backend builds the same names)."""
+    return layout_of([(path, node.channels, PLAIN_BN if node.slot is None else space.candidates[node.slot])
+                      for path, node in g.walk(graph.root) if isinstance(node, g.Norm)])
 
 
 @dataclass(frozen=True)

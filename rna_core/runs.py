@@ -1,5 +1,6 @@
-"""Trained runs on disk as the commands use them: a checkpoint rebuilt on a backend together with its recipe and
-the test split it was evaluated on, and the ``LABEL=RUN`` arguments that name several runs."""
+"""Trained runs on disk: a checkpoint rebuilt on a backend together with its recipe and the test split it was
+evaluated on (``load_run``), its evaluation (``evaluate_checkpoint``), and the ``LABEL=RUN`` arguments that name
+several runs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import numpy as np
 from .backend import Backend
 from .classifier import Classifier, load_classifier
 from .data import load_dataset
+from .evaluation import evaluate
+from .evaluation.evaluate import Attacks
 from .recipes import Recipe
 
 
@@ -37,6 +40,17 @@ def load_run(checkpoint: str | Path, backend: str | Backend = "torch", seed: int
     test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
     test = test.subset(samples if samples is not None else recipe.eval_samples)
     return Run(clf, recipe, meta, test, np.random.default_rng(eval_seed))
+
+
+def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch", attacks: Attacks | None = None,
+                        samples: int | None = None, seed: int = 0, progress: bool = True, protocol: str = "both",
+                        eot: int = 8, answers: int = 10, answer: str = "per-batch") -> dict:
+    """Load a checkpoint on ``backend`` and evaluate it on its recipe's test split (``samples`` examples; default
+    the recipe's ``eval_samples``) with ``attacks`` (default the recipe's ``eval_attack``)."""
+    run = load_run(checkpoint, backend, seed, samples)
+    attacks = run.recipe.eval_attacks if attacks is None else attacks
+    return evaluate(run.classifier, run.test, attacks, protocol, eot, run.rng, run.recipe.eval_batch_size, progress,
+                    answers, answer)
 
 
 def parse_labelled(items: list[str]) -> dict[str, str]:

@@ -93,3 +93,9 @@ def check_range(where: str, key: str, value: float | None, low: float | None = N
         hi = "" if high is None else f"{high}{')' if high_open else ']'}"
         bounds = f"in {lo or '(-inf'}, {hi or 'inf)'}"
         raise ConfigError(f"{where} {key!r} must be {bounds}, got {value!r}")
+
+
+def check_choice(where: str, key: str, value: object, allowed: tuple) -> None:
+    """``value`` one of ``allowed``; the message names the key."""
+    if value not in allowed:
+        raise ConfigError(f"{where} {key!r} must be one of {allowed}, got {value!r}")

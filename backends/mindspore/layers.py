@@ -189,14 +189,17 @@ class GroupNorm(_Affine):
         return self._scale(y.reshape(n, c, h, w))
 
 
+LAYERS = {"bn": lambda spec, c: BatchNorm(c, spec.affine),
+          "bgn": lambda spec, c: BatchGroupNorm(c, spec.num_groups(c), spec.affine),
+          **dict.fromkeys(("in", "gn", "ln"), lambda spec, c: GroupNorm(c, spec.num_groups(c), spec.affine))}
+
+
 def make_norm(spec: NormSpec, channels: int) -> nn.Cell:
-    """The layer for one candidate on a ``channels``-wide feature map."""
-    g = spec.num_groups(channels)
-    if spec.kind == "bn":
-        return BatchNorm(channels, spec.affine)
-    if spec.kind == "bgn":
-        return BatchGroupNorm(channels, g, spec.affine)
-    return GroupNorm(channels, g, spec.affine)
+    """The layer for one candidate on a ``channels``-wide feature map (``LAYERS``: one entry per kind of
+    ``rna_core.norms.KINDS``)."""
+    if spec.kind not in LAYERS:
+        raise NotImplementedError(f"the mindspore backend has no layer for normalization kind {spec.kind!r}")
+    return LAYERS[spec.kind](spec, channels)
 
 
 def unique_parameter_names(cell: nn.Cell) -> None:

@@ -16,7 +16,7 @@ from rna_core.apart import BNLayout, bn_layout
 from rna_core.controller import Draw, DrawController
 from rna_core.models import graph as g
 from rna_core.models.ctrw import random_weights
-from rna_core.norms import parse_norms
+from rna_core.norms import PLAIN_BN
 
 from .layers import (
     BatchNorm,
@@ -29,8 +29,6 @@ from .layers import (
     used_mask,
 )
 from .programs import Programs
-
-PLAIN_BN = parse_norms("bn")
 
 
 class Normalize(nn.Cell):
@@ -157,6 +155,7 @@ class Network(nn.Cell):
             if isinstance(cell, BatchNorm) and name.removeprefix(prefix) in offsets:
                 cell.attach(state, offsets[name.removeprefix(prefix)])
         self.owners = candidate_owners(self)
+        self.switches = sum(isinstance(c, NormSlot) and not c.single for _, c in self.cells_and_names())
         self.programs = Programs(self, graph_mode, world_size)
 
     @classmethod

@@ -1,8 +1,9 @@
 """A user's own MindSpore ``nn.Cell`` (images in [0, 1] -> logits) in rna-core.
 
-``randomize(cell, norms="bn+in", graph_mode=...)`` turns every ``nn.BatchNorm2d`` of the cell into an RNA slot
-(candidates built for its channels, the BN candidate taking the layer's gamma, beta and moving statistics), in
-place. The slots read the draw from one ``layers.DrawState`` (``rna_state``): the path Parameter in compiled graphs
+``randomize(cell, norms="bn+in", graph_mode=...)`` carries out the core's plan (``rna_core.own_model``): every
+``nn.BatchNorm2d`` of the cell becomes an RNA slot (candidates built for its channels, the BN candidate taking the
+layer's gamma, beta and moving statistics), in place. The slots read the draw from one ``layers.DrawState``
+(``cell.rna.state``): the path Parameter in compiled graphs
 (``graph_mode=True``: ``ms.jit`` or GRAPH_MODE), so one graph serves every path, its host copy eagerly. For eager
 runs a forward pre-hook draws the path of every call; a cell randomized for compiled runs has no hook (MindSpore
 parses hooks into the graph and fails), so call ``next_draw(cell)`` before each call (rna-core's programs write the
@@ -21,10 +22,8 @@ import numpy as np
 from mindspore import Tensor, nn
 
 from rna_core.apart import BNLayout
-from rna_core.bounds import scaled_sigma_bounds
-from rna_core.controller import DrawController, UnheldController
-from rna_core.models.ctrw import user_weight_shape
-from rna_core.paths import PathSpace
+from rna_core.controller import UnheldController
+from rna_core.own_model import Layer, Plan, Randomized, Target, differs, plan
 
 from .layers import DrawState, NormSlot, RandomWeight, unique_parameter_names
 from .network import Network
@@ -61,14 +60,14 @@ class Weighted(nn.Cell):
 def next_draw(cell: nn.Cell) -> np.ndarray:
     """Draw the path (and CTRW noise) of the next forward of a randomized ``cell`` (fresh, or the one its controller
     holds) and write it where the slots read it; returns the path. The pre-hook does this for eager calls."""
-    path, noise = cell.rna_controller.next_draw()
-    cell.rna_state.write(path, noise, None)
+    path, noise = cell.rna.controller.next_draw()
+    cell.rna.state.write(path, noise, None)
     return path.astype(np.int32)
 
 
 def _draw(cell: nn.Cell, args: tuple) -> None:
     """Forward pre-hook of an eager randomized cell: the draw of this call, unless rna-core wrote it already."""
-    if not cell.rna_state.pending:
+    if not cell.rna.state.pending:
         next_draw(cell)
 
 
@@ -84,6 +83,13 @@ def _times_random_weight(weight: RandomWeight):
     return hook
 
 
+def _child(cell: nn.Cell, name: str) -> nn.Cell | None:
+    """The sub-cell at dotted path ``name``, or None."""
+    for part in name.split("."):
+        cell = cell.name_cells().get(part) if cell is not None else None
+    return cell
+
+
 def _replace(cell: nn.Cell, name: str, new: nn.Cell) -> None:
     """Put ``new`` in place of the child ``name`` (a dotted path) of ``cell``."""
     parent_name, _, child = name.rpartition(".")
@@ -94,31 +100,32 @@ def _replace(cell: nn.Cell, name: str, new: nn.Cell) -> None:
         setattr(parent, child, new)
 
 
-def _bn_key(specs) -> str | None:
-    """The key of the BN candidate among ``specs`` (``bn`` or ``bn/na``), if any."""
-    return next((spec.key for spec in specs if spec.kind == "bn"), None)
+def find_layers(cell: nn.Cell, replace: tuple[str, ...]) -> list[Layer]:
+    """The ``nn.BatchNorm2d`` cells (kind ``bn``, the one kind MindSpore's user cells are randomized at) in cell
+    order."""
+    if "bn" not in replace:
+        return []
+    return [Layer(name, "bn", c.num_features) for name, c in cell.cells_and_names()
+            if name and isinstance(c, nn.BatchNorm2d)]
 
 
-def _bn_layout(targets: list[tuple[str, nn.Cell]], space: PathSpace) -> BNLayout:
-    """APART's layout of the BN candidates of the slots that replace ``targets`` (cell order, ``rna_core.apart``;
-    the torch twin's module order)."""
-    names, channels, offsets, offset = [], [], [], 0
-    for i, (name, bn) in enumerate(targets):
-        key = _bn_key(space.candidates[i])
-        if key is not None:
-            names.append(f"{name}.{key}")
-            channels.append(bn.num_features)
-            offsets.append(offset)
-            offset += 2 * bn.num_features
-    return BNLayout(tuple(names), tuple(channels), tuple(offsets))
+def find_target(cell: nn.Cell, name: str | None) -> Target | None:
+    """What CTRW's random weight named ``name`` precedes."""
+    if name is None or name == "input":
+        return None if name is None else Target("input", "input")
+    target = _child(cell, name)
+    if target is None:
+        raise ValueError(f"random_weight={name!r}: the cell has no sub-cell of that name")
+    if isinstance(target, nn.Dense):
+        return Target(name, "linear", target.in_channels)
+    return Target(name, "conv" if isinstance(target, nn.Conv2d) else type(target).__name__)
 
 
-def _slot(bn: nn.BatchNorm2d, specs, i: int, state: DrawState) -> NormSlot:
-    """The slot replacing ``bn``; its BN candidate takes the layer's affine and statistics."""
+def _slot(bn: nn.BatchNorm2d, specs, i: int, state: DrawState, takes: str | None) -> NormSlot:
+    """The slot replacing ``bn``; the candidate ``takes`` takes the layer's affine and statistics."""
     slot = NormSlot(bn.num_features, specs, i, state)
-    key = _bn_key(specs)
-    if key is not None:
-        target = getattr(slot, key)
+    if takes is not None:
+        target = getattr(slot, takes)
         for mine, theirs in (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
                              ("running_var", "moving_variance")):
             if getattr(target, mine, None) is not None and getattr(bn, theirs, None) is not None:
@@ -130,96 +137,66 @@ def randomize(cell: nn.Cell, norms: str | None = "bn+in", layer_free: bool = Tru
               graph_mode: bool = False, random_weight: str | None = None,
               input_shape: tuple[int, int, int] | None = None) -> nn.Cell:
     """``cell`` with every ``nn.BatchNorm2d`` turned into an RNA slot over ``norms`` (see the module docstring;
-    ``norms=None`` leaves them), in place; it carries ``rna_controller`` (the sampling policies), ``rna_space`` and
-    ``rna_bn_layout`` (its BN candidates take APART's perturbation: ``randomize(c, "bn")`` gives a BN model APART
-    trains). ``graph_mode``: the cell will run compiled (the backend's ``mode="graph"``), else eagerly.
+    ``norms=None`` leaves them), in place (every check first: an error leaves the cell unchanged); it carries
+    ``rna`` (``rna_core.own_model.Randomized``: the plan, ``space``, ``bn_layout`` (its BN candidates take APART's
+    perturbation: ``randomize(c, "bn")`` gives a BN model APART trains), ``sigma_bounds``) and ``rna_controller``
+    (the sampling policies). ``graph_mode``: the cell will run compiled (the backend's ``mode="graph"``), else
+    eagerly.
 
     ``random_weight``: CTRW's random weight x * (mu + sigma eps) (Eq. 4) before a named ``nn.Dense`` (shape
     (in_channels,)) or ``nn.Conv2d`` (shape ``input_shape``: its input's (C, H, W); the first convolution weights
     the image), or on the cell's input (``"input"``, eager cells only: a compiled cell cannot run the hook, name its
-    first convolution instead); registered as ``rna_random_weight``, its eps drawn with the path;
-    ``rna_sigma_bounds`` as on torch (``rna_core.bounds.scaled_sigma_bounds``)."""
-    if hasattr(cell, "rna_controller"):
+    first convolution instead); registered as ``rna_random_weight``, its eps drawn with the path."""
+    if isinstance(getattr(cell, "rna", None), Randomized):
         raise ValueError("this cell is randomized already")
-    targets = [(name, c) for name, c in cell.cells_and_names() if name and isinstance(c, nn.BatchNorm2d)] \
-        if norms else []
-    if norms and not targets:
-        raise ValueError(f"{type(cell).__name__} has no nn.BatchNorm2d layer to randomize")
-    if not norms and random_weight is None:
-        raise ValueError("nothing to randomize: give norms, random_weight or both")
-    space = PathSpace.uniform(norms, len(targets), layer_free) if targets else PathSpace.uniform("bn", 1)
-    shape = _weight_shape(cell, random_weight, input_shape, graph_mode)
-    noise_size = 0 if shape is None else int(np.prod(shape))
-    layout = _bn_layout(targets, space)
-    state = DrawState(space.num_layers, noise_size, layout.size)
+    p = plan(find_layers(cell, ("bn",)), norms, layer_free, seed, find_target(cell, random_weight), input_shape,
+             compiled=graph_mode)
+    carry_out(cell, p, graph_mode)
+    return cell
+
+
+def carry_out(cell: nn.Cell, p: Plan, graph_mode: bool) -> None:
+    """``p`` on ``cell``: the slots in the layers' places, the random weight (a hook or a ``Weighted`` layer), the
+    draw's hook (eager cells)."""
+    state = DrawState(p.space.num_layers, p.noise_size, p.layout.size)
     state.compiled = graph_mode
-    for i, (name, bn) in enumerate(targets):
-        _replace(cell, name, _slot(bn, space.candidates[i], i, state))
+    for i, layer in enumerate(p.layers):
+        _replace(cell, layer.name, _slot(_child(cell, layer.name), p.space.candidates[i], i, state, p.takes[i]))
     if not graph_mode:  # a compiled function would parse the hook into its graph
         cell.register_forward_pre_hook(_draw)
-    if shape is not None:
+    if p.weight is not None:
+        name, shape = p.weight
         weight = RandomWeight(shape, 0, state)
         cell.insert_child_to_cell("rna_random_weight", weight)
-        if random_weight == "input":  # after the draw's hook: the noise of this forward
+        if name == "input":  # after the draw's hook: the noise of this forward
             cell.register_forward_pre_hook(_times_random_weight(weight))
         else:
-            _replace(cell, random_weight, Weighted(_child(cell, random_weight), weight))
-        cell.rna_sigma_bounds = scaled_sigma_bounds(noise_size)
+            _replace(cell, name, Weighted(_child(cell, name), weight))
     unique_parameter_names(cell)
-    cell.rna_controller = DrawController(space, np.random.default_rng(seed), noise_size)
-    cell.rna_space, cell.rna_state, cell.rna_graph_mode = space, state, graph_mode
-    cell.rna_bn_layout = layout
-    return cell
-
-
-def _child(cell: nn.Cell, name: str) -> nn.Cell | None:
-    """The sub-cell at dotted path ``name``, or None."""
-    for part in name.split("."):
-        cell = cell._cells.get(part) if cell is not None else None
-    return cell
-
-
-def _weight_shape(cell: nn.Cell, where: str | None, input_shape, graph_mode: bool) -> tuple[int, ...] | None:
-    """The shape of the random weight ``randomize`` places at ``where`` (None: no weight)."""
-    if where is None:
-        return None
-    target = None
-    if where == "input":
-        if graph_mode:
-            raise ValueError("random_weight='input' runs as a forward hook, which a compiled cell cannot run: name "
-                             "the cell's first convolution instead (random_weight='conv1', input_shape=(C, H, W)), "
-                             "which weights the same image")
-    else:
-        target = _child(cell, where)
-        if target is None:
-            raise ValueError(f"random_weight={where!r}: the cell has no sub-cell of that name")
-    kind = ("linear" if isinstance(target, nn.Dense) else "conv" if isinstance(target, nn.Conv2d)
-            else type(target).__name__)
-    return user_weight_shape(where, kind, getattr(target, "in_channels", None), input_shape)
+    cell.rna = Randomized(p, p.controller(), state, graph_mode)
+    cell.rna_controller = cell.rna.controller
 
 
 def adopt_cell(cell: nn.Cell, num_classes: int, in_channels: int, probe: np.ndarray | None, graph_mode: bool,
                world_size: int = 1) -> Network:
     """A ``Network`` around ``cell`` (see the module docstring)."""
-    own = getattr(cell, "rna_controller", None)
-    if own is not None:
-        if cell.rna_graph_mode != graph_mode:
-            raise ValueError(f"the cell was randomized for {'compiled' if cell.rna_graph_mode else 'eager'} runs; "
+    rna = getattr(cell, "rna", None)
+    if isinstance(rna, Randomized):
+        if rna.compiled != graph_mode:
+            raise ValueError(f"the cell was randomized for {'compiled' if rna.compiled else 'eager'} runs; "
                              f"randomize it with graph_mode={graph_mode} for this backend")
-        controller, state, layout, random = own, cell.rna_state, cell.rna_bn_layout, own.is_random
-        sigmas = ("rna_random_weight.sigma",) if hasattr(cell, "rna_sigma_bounds") else ()
-    else:
-        random = probe is not None and differs_between_forwards(cell, Tensor(np.asarray(probe, np.float32)))
-        controller, state, layout, sigmas = UnheldController(random), DrawState(1, 0, 0), BNLayout((), (), ()), ()
-    return Network([("module", cell)], state, controller, num_classes, in_channels, layout, sigmas,
-                   own is not None or not random, graph_mode, world_size, prefix="module.")
+        return Network([("module", cell)], rna.state, rna.controller, num_classes, in_channels, rna.bn_layout,
+                       rna.sigma_names, True, graph_mode, world_size, prefix="module.")
+    random = probe is not None and differs_between_forwards(cell, Tensor(np.asarray(probe, np.float32)))
+    return Network([("module", cell)], DrawState(1, 0, 0), UnheldController(random), num_classes, in_channels,
+                   BNLayout((), (), ()), (), not random, graph_mode, world_size, prefix="module.")
 
 
 def differs_between_forwards(cell: nn.Cell, x: Tensor, tries: int = 3) -> bool:
-    """True when forwards on the same input (eval mode) give different logits: the cell is randomized."""
+    """True when forwards on the same input (eval mode) give different logits (``rna_core.own_model.differs``)."""
     was = cell.training
     cell.set_train(False)
-    first = cell(x).asnumpy()
-    out = any(not np.array_equal(first, cell(x).asnumpy()) for _ in range(tries))
-    cell.set_train(was)
-    return out
+    try:
+        return differs(lambda: cell(x).asnumpy(), tries)
+    finally:
+        cell.set_train(was)

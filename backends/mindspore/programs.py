@@ -59,6 +59,10 @@ class Programs:
         respect to ``weights(wrt)`` (all-reduced in a data-parallel world). fp16: the gradients of the scaled loss,
         unscaled."""
         model, fn, kappa, mean = self.model, loss.fn, loss.kappa, loss.mean
+        if inputs > 1 and self.graph_mode and model.switches:
+            raise NotImplementedError(f"loss {loss.name!r} of {inputs} forwards: MindSpore's GRAPH_MODE autodiff fails "
+                                      "on an RNA slot's switch called more than once in one graph; run it with "
+                                      "mode='pynative', or on a model without random slots")
 
         def build():
             scale = model.loss_scale

@@ -16,12 +16,11 @@ from rna_core.apart import BNLayout, bn_layout
 from rna_core.controller import Draw, DrawController
 from rna_core.models import graph as g
 from rna_core.models.ctrw import random_weights
-from rna_core.norms import parse_norms
+from rna_core.norms import PLAIN_BN
 
 from .layers import BatchNorm, DrawState, NormSlot, RandomConv, RandomWeight
 from .ops import to_device
 
-PLAIN_BN = parse_norms("bn")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -126,8 +125,11 @@ class Network(nn.Module):
                    graph.in_channels, layout, sigmas, True)
 
     def set_train(self, mode: bool = True) -> Network:
-        """``train(mode)``, skipped when the model is in that mode already (the core sets it before every pass)."""
-        return self if self.training == mode and all(m.training == mode for m in self.slots) else self.train(mode)
+        """``train(mode)``; for a built model skipped when it is in that mode already (the core sets it before every
+        pass; a user's module, whose layers its owner may switch, is always set)."""
+        if not self.prefix and self.training == mode and all(m.training == mode for m in self.slots):
+            return self
+        return self.train(mode)
 
     def named_state(self) -> dict[str, torch.Tensor]:
         """Parameters and buffers by canonical name (tensors sharing the model's storage)."""

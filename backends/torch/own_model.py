@@ -1,43 +1,39 @@
-"""A user's own ``nn.Module`` in rna-core: ``randomize`` turns its BatchNorm layers into RNA slots, ``Adopted`` lets
-the core's training, attacks and evaluation drive any module (randomized by rna-core, deterministic, or random in
-its own way).
+"""A user's own ``nn.Module`` in rna-core: ``randomize`` carries out the core's plan (``rna_core.own_model``) on it,
+``adopt_module`` makes any classifier module a ``network.Network`` the core's training, attacks and evaluation drive
+(randomized by rna-core, deterministic, or random in its own way).
 
 ``randomize(module, norms="bn+in")``: every ``nn.BatchNorm2d`` (with ``replace``, also ``nn.GroupNorm``) becomes a
-``NormSlot`` whose candidates are built for its channels; the BN candidate takes the layer's weight, bias and
-running statistics. A forward pre-hook on the module asks the controller for the draw of each forward, so the
-result stays an ordinary ``nn.Module`` (``.to()``, ``state_dict``, DDP, torchattacks, the user's own loop) that is
-a random function of its input. Its BN candidates are APART-ready (``rna_bn_layout``): ``randomize(m, "bn")`` gives
-a BN model on which the APART / SAM steps run. The candidates use rna-core's eps = 1e-5 and momentum = 0.1
-(torch's defaults), whatever the replaced layer had.
+``NormSlot`` whose candidates are built for its channels; the candidate of the layer's kind takes its weight, bias
+(and running statistics). A forward pre-hook on the module asks the controller for the draw of each forward, so
+the result stays an ordinary ``nn.Module`` (``.to()``, ``state_dict``, DDP, torchattacks, the user's own loop) that
+is a random function of its input. Its BN candidates are APART-ready (``module.rna.bn_layout``):
+``randomize(m, "bn")`` gives a BN model on which the APART / SAM steps run. The candidates use rna-core's eps = 1e-5
+and momentum = 0.1 (torch's defaults), whatever the replaced layer had.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 from torch import nn
 
 from rna_core.apart import BNLayout
-from rna_core.bounds import scaled_sigma_bounds
-from rna_core.controller import DrawController, UnheldController
-from rna_core.models.ctrw import user_weight_shape
-from rna_core.paths import PathSpace
+from rna_core.controller import UnheldController
+from rna_core.own_model import Layer, Plan, Randomized, Target, differs, plan
 
-from .layers import BatchNorm, DrawState, NormSlot, RandomWeight
+from .layers import DrawState, NormSlot, RandomWeight
 from .network import Network
 
-SLOT_TYPES = {"bn": (nn.BatchNorm2d,), "gn": (nn.GroupNorm,)}
+TYPES = {"bn": nn.BatchNorm2d, "gn": nn.GroupNorm}
 
 
 def _draw(module: nn.Module, args: tuple) -> None:
     """Forward pre-hook: the draw of this forward (fresh, or the one the controller holds): the path and, with a
     random weight, its noise; nothing when rna-core's ``Network`` wrote the draw of this forward already."""
-    if module.rna_state.pending:
-        return
-    path, noise = module.rna_controller.next_draw()
-    module.rna_state.write(path, noise, None, args[0].device)
+    rna = module.rna
+    if not rna.state.pending:
+        path, noise = rna.controller.next_draw()
+        rna.state.write(path, noise, None, args[0].device)
 
 
 def _times_random_weight(weight: RandomWeight):
@@ -53,6 +49,30 @@ def _times_random_weight(weight: RandomWeight):
     return hook
 
 
+def find_layers(module: nn.Module, replace: tuple[str, ...]) -> list[Layer]:
+    """The normalization layers of the kinds ``replace`` (``TYPES``) in module order."""
+    out = []
+    for name, m in module.named_modules():
+        if name and isinstance(m, nn.BatchNorm2d) and "bn" in replace:
+            out.append(Layer(name, "bn", m.num_features))
+        elif name and isinstance(m, nn.GroupNorm) and "gn" in replace:
+            out.append(Layer(name, "gn", m.num_channels, m.num_groups))
+    return out
+
+
+def find_target(module: nn.Module, name: str | None) -> Target | None:
+    """What CTRW's random weight named ``name`` precedes."""
+    if name is None or name == "input":
+        return None if name is None else Target("input", "input")
+    try:
+        target = module.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"random_weight={name!r}: the module has no submodule of that name") from None
+    if isinstance(target, nn.Linear):
+        return Target(name, "linear", target.in_features)
+    return Target(name, "conv" if isinstance(target, nn.Conv2d) else type(target).__name__)
+
+
 def randomize(module: nn.Module, norms: str | None = "bn+in", layer_free: bool = True, seed: int = 0,
               replace: tuple[str, ...] = ("bn",), random_weight: str | None = None,
               input_shape: tuple[int, int, int] | None = None) -> nn.Module:
@@ -64,94 +84,50 @@ def randomize(module: nn.Module, norms: str | None = "bn+in", layer_free: bool =
     position 0, shape ``input_shape`` = (C, H, W)) or on the input of the named submodule: the classifier head
     (``"fc"``: an nn.Linear, shape (in_features,)) or a convolution (shape ``input_shape``, its input's; the first
     convolution weights what ``"input"`` does); registered as ``rna_random_weight`` (mu, sigma initialised to 1), its
-    eps drawn with the path. ``rna_sigma_bounds`` holds the CIFAR bounds [A, B] scaled to its size
-    (``rna_core.bounds.scaled_sigma_bounds``), for the recipe's ``sigma_lower`` / ``sigma_upper``.
+    eps drawn with the path.
 
-    In place; returns the module, which carries ``rna_controller`` (the sampling policies: ``frozen()``,
-    ``fixed(draw)``) and ``rna_space``."""
-    if hasattr(module, "rna_controller"):
+    In place (every check first: an error leaves the module unchanged); returns the module, which carries ``rna``
+    (``rna_core.own_model.Randomized``: the plan, ``space``, ``bn_layout``, ``sigma_bounds``) and ``rna_controller``
+    (the sampling policies: ``frozen()``, ``fixed(draw)``)."""
+    if isinstance(getattr(module, "rna", None), Randomized):
         raise ValueError("this module is randomized already")
-    unknown = sorted(set(replace) - set(SLOT_TYPES))
-    if unknown:
-        raise ValueError(f"replace: unknown layer kinds {unknown}; known: {sorted(SLOT_TYPES)}")
-    kinds = tuple(t for k in replace for t in SLOT_TYPES[k])
-    targets = [(name, m) for name, m in module.named_modules() if name and isinstance(m, kinds)] if norms else []
-    if norms and not targets:
-        raise ValueError(f"{type(module).__name__} has no {' or '.join(t.__name__ for t in kinds)} layer to randomize")
-    if not norms and random_weight is None:
-        raise ValueError("nothing to randomize: give norms, random_weight or both")
-    space = PathSpace.uniform(norms, len(targets), layer_free) if targets else PathSpace.uniform("bn", 1)
-    state = DrawState(space.num_layers, 0, 0)
-    for i, (name, layer) in enumerate(targets):
-        channels = layer.num_features if isinstance(layer, nn.BatchNorm2d) else layer.num_channels
-        slot = NormSlot(channels, space.candidates[i], i, state)
-        _take_weights(slot, space.candidates[i], layer)
-        held = [*layer.parameters(), *layer.buffers()]
-        if held:
-            slot.to(held[0].device)
-        parent_name, _, child = name.rpartition(".")
-        setattr(module.get_submodule(parent_name) if parent_name else module, child, slot)
-    weight = _random_weight(module, random_weight, input_shape, state)
-    module.rna_controller = DrawController(space, np.random.default_rng(seed), 0 if weight is None else
-                                           math.prod(weight.shape))
-    module.rna_state = state
-    module.rna_space = space
-    module.rna_bn_layout = _bn_layout(module)
-    module.register_forward_pre_hook(_draw)
-    if weight is not None:
-        target = module if random_weight == "input" else module.get_submodule(random_weight)
-        target.register_forward_pre_hook(_times_random_weight(weight))
-        module.rna_sigma_bounds = scaled_sigma_bounds(math.prod(weight.shape))
+    p = plan(find_layers(module, tuple(replace)), norms, layer_free, seed, find_target(module, random_weight),
+             input_shape, compiled=False, replace=tuple(replace))
+    carry_out(module, p)
     return module
 
 
-def _random_weight(module: nn.Module, where: str | None, input_shape, state: DrawState) -> RandomWeight | None:
-    """CTRW's random weight for ``where`` (``input`` or a submodule's name), registered on ``module``."""
-    if where is None:
-        return None
-    target = None
-    if where != "input":
-        try:
-            target = module.get_submodule(where)
-        except AttributeError:
-            raise ValueError(f"random_weight={where!r}: the module has no submodule of that name") from None
-    kind = ("linear" if isinstance(target, nn.Linear) else "conv" if isinstance(target, nn.Conv2d)
-            else type(target).__name__)
-    shape = user_weight_shape(where, kind, getattr(target, "in_features", None), input_shape)
-    weight = RandomWeight(shape, 0, state)
-    held = next(module.parameters(), None)
-    if held is not None:
-        weight.to(held.device)
-    module.add_module("rna_random_weight", weight)
-    return weight
-
-
-def _bn_layout(module: nn.Module) -> BNLayout:
-    """APART's layout of the BN candidates (module order; ``rna_core.apart``)."""
-    names, channels, offsets, offset = [], [], [], 0
-    for name, layer in module.named_modules():
-        if isinstance(layer, BatchNorm):
-            names.append(name)
-            channels.append(layer.channels)
-            offsets.append(offset)
-            offset += 2 * layer.channels
-    return BNLayout(tuple(names), tuple(channels), tuple(offsets))
+def carry_out(module: nn.Module, p: Plan) -> None:
+    """``p`` on ``module``: the slots in the layers' places, the random weight and its hook, the draw's hook."""
+    state = DrawState(p.space.num_layers, p.noise_size, p.layout.size)
+    held = next(iter(module.parameters()), None)
+    device = held.device if held is not None else torch.device("cpu")
+    for i, layer in enumerate(p.layers):
+        old = module.get_submodule(layer.name)
+        slot = NormSlot(layer.channels, p.space.candidates[i], i, state).to(device)
+        if p.takes[i] is not None:
+            _copy_weights(old, getattr(slot, p.takes[i]))
+        parent, _, child = layer.name.rpartition(".")
+        setattr(module.get_submodule(parent) if parent else module, child, slot)
+    controller = p.controller()
+    module.rna = Randomized(p, controller, state)
+    module.rna_controller = controller
+    module.register_forward_pre_hook(_draw)  # before the weight's hook: the noise of this forward
+    if p.weight is not None:
+        name, shape = p.weight
+        weight = RandomWeight(shape, 0, state).to(device)
+        module.add_module("rna_random_weight", weight)
+        target = module if name == "input" else module.get_submodule(name)
+        target.register_forward_pre_hook(_times_random_weight(weight))
 
 
 @torch.no_grad()
-def _take_weights(slot: NormSlot, specs, layer: nn.Module) -> None:
-    """The replaced layer's affine (and, for BN, running statistics) go to the candidate of its kind."""
-    kind = "bn" if isinstance(layer, nn.BatchNorm2d) else "gn"
-    key = next((spec.key for spec in specs if spec.kind == kind), None)
-    if key is None:
-        return
-    target = getattr(slot, key)
-    if isinstance(layer, nn.GroupNorm) and getattr(target, "groups", None) != layer.num_groups:
-        return
+def _copy_weights(layer: nn.Module, target: nn.Module) -> None:
+    """The replaced layer's affine (and, for BN, running statistics) into the candidate the plan names."""
     if layer.weight is not None and target.weight is not None:
         target.weight.copy_(layer.weight)
         target.bias.copy_(layer.bias)
-    if getattr(layer, "running_mean", None) is not None:
+    if isinstance(layer, nn.BatchNorm2d) and layer.running_mean is not None:
         target.running_mean.copy_(layer.running_mean)
         target.running_var.copy_(layer.running_var)
 
@@ -160,24 +136,21 @@ def adopt_module(module: nn.Module, num_classes: int, in_channels: int, probe: n
     """A ``Network`` around ``module`` (its one child ``module``): the draws of a ``randomize``d module, or none for a
     module that is deterministic or random in its own way (detected on ``probe`` images: two forwards on the same
     input that differ); only a module whose draws rna-core holds (or that has none) is ``holdable``."""
-    own = getattr(module, "rna_controller", None)
-    if own is not None:
-        controller, state, layout = own, module.rna_state, module.rna_bn_layout
-        sigmas = ("rna_random_weight.sigma",) if hasattr(module, "rna_sigma_bounds") else ()
-        random = own.is_random
-    else:
-        random = probe is not None and differs_between_forwards(module, ops.tensor(probe))
-        controller, state, layout, sigmas = UnheldController(random), DrawState(1, 0, 0), BNLayout((), (), ()), ()
-    return Network([("module", module)], state, controller, num_classes, in_channels, layout, sigmas,
-                   own is not None or not random, prefix="module.")
+    rna = getattr(module, "rna", None)
+    if isinstance(rna, Randomized):
+        return Network([("module", module)], rna.state, rna.controller, num_classes, in_channels, rna.bn_layout,
+                       rna.sigma_names, True, prefix="module.")
+    random = probe is not None and differs_between_forwards(module, ops.tensor(probe))
+    return Network([("module", module)], DrawState(1, 0, 0), UnheldController(random), num_classes, in_channels,
+                   BNLayout((), (), ()), (), not random, prefix="module.")
 
 
 def differs_between_forwards(module: nn.Module, x: torch.Tensor, tries: int = 3) -> bool:
-    """True when forwards on the same input (eval mode) give different logits: the module is randomized."""
+    """True when forwards on the same input (eval mode) give different logits (``rna_core.own_model.differs``)."""
     was = module.training
     module.eval()
-    with torch.no_grad():
-        first = module(x)
-        out = any(not torch.equal(first, module(x)) for _ in range(tries))
-    module.train(was)
-    return out
+    try:
+        with torch.no_grad():
+            return differs(lambda: module(x).cpu().numpy(), tries)
+    finally:
+        module.train(was)

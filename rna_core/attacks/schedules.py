@@ -10,14 +10,15 @@ import math
 
 import numpy as np
 
-from .specs import RANDOM_START, AttackSpec
+from .registry import kind_of
+from .specs import AttackSpec
 
 
 def random_start(spec: AttackSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """delta_0 (float32, ``shape``). PGD L-inf: U(-eps, eps) per pixel; PGD L2: a Gaussian direction scaled to
     radius eps * U(0, 1) (torchattacks' PGDL2); APGD: eps t / max|t|, t ~ U(-1, 1) (L-inf) or eps t / ||t||_2,
     t ~ N(0, 1) (L2), as AutoAttack; zeros for attacks without a random start."""
-    if not (spec.name in RANDOM_START and spec.random_start and spec.eps > 0):
+    if not (kind_of(spec.name).random_start and spec.random_start and spec.eps > 0):
         return np.zeros(shape, np.float32)
     n, per_example = shape[0], (-1, *[1] * (len(shape) - 1))
     if spec.name == "pgd" and spec.norm == "linf":

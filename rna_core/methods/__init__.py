@@ -4,7 +4,7 @@
 "Adding a training method")."""
 
 from . import apart, blackbox, clean, ctrw, madry, sam
-from .base import METHODS, Method, Step, StepResult, get_method, register_method, take_step
+from .base import METHODS, OPTIONS, Method, Step, StepResult, get_method, register_method, take_step
 
-__all__ = ["METHODS", "Method", "Step", "StepResult", "apart", "blackbox", "clean", "ctrw", "get_method", "madry",
-           "register_method", "sam", "take_step"]
+__all__ = ["METHODS", "OPTIONS", "Method", "Step", "StepResult", "apart", "blackbox", "clean", "ctrw", "get_method",
+           "madry", "register_method", "sam", "take_step"]

@@ -20,14 +20,34 @@ follow the paper's two-pass description.) Both passes run on one held draw of th
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ..apart import BNPerturbation, adversarial_delta, second_pass_size
 from ..backend import DELTA, PARAMS
 from ..losses import CE_MEAN
+from ..validation import check_range, check_types
 from .base import Method, Step, StepResult, register_method
-from .sam import check_two_pass, sam_scale
+from .sam import SamOptions, check_two_pass, sam_scale
+
+
+@dataclass(frozen=True)
+class ApartOptions:
+    """APART's keys: ``apart_eps`` the radius of the BN perturbations, ``apart_ratio`` = N / M the share of the batch
+    in the second pass, ``apart_groups`` = n the number of BN groups in that pass (Sec. 4.1: 0.1, 1, 16)."""
+
+    section: ClassVar[str] = "apart"
+    apart_eps: float = 0.1
+    apart_ratio: float = 1.0
+    apart_groups: int = 16
+
+    def __post_init__(self) -> None:
+        check_types(self, "recipe key")
+        check_range("recipe key", "apart_eps", self.apart_eps, 0)
+        check_range("recipe key", "apart_ratio", self.apart_ratio, 0, 1, low_open=True)
+        check_range("recipe key", "apart_groups", self.apart_groups, 1)
 
 
 def apart(step: Step, x: np.ndarray, y: np.ndarray, sam: bool = False) -> StepResult:
@@ -57,5 +77,5 @@ def check_apart(recipe) -> None:
     check_two_pass(recipe)
 
 
-register_method(Method("apart", apart, check=check_apart))
-register_method(Method("apart-sam", apart_sam, check=check_apart))
+register_method(Method("apart", apart, options=(ApartOptions,), check=check_apart))
+register_method(Method("apart-sam", apart_sam, options=(ApartOptions, SamOptions), check=check_apart))

@@ -121,22 +121,30 @@ class Step:
 @dataclass(frozen=True)
 class Method:
     """A training method: ``step(step: Step, x, y) -> StepResult`` on a (sharded) numpy batch; ``adversarial``: it
-    trains on ``recipe.train_attack``'s examples (the recipe must give one); ``check(recipe)`` raises
-    ``ConfigError`` for recipe keys the method cannot run with (None: it runs with any)."""
+    trains on ``recipe.train_attack``'s examples (the recipe must give one); ``options``: the frozen dataclasses of
+    its recipe keys (each with a ``section`` name; their fields are recipe keys, checked in their
+    ``__post_init__``, every recipe holds every registered section); ``check(recipe)`` raises ``ConfigError`` for
+    recipe keys the method cannot run with (None: it runs with any)."""
 
     name: str
     step: Callable[[Step, np.ndarray, np.ndarray], StepResult]
     adversarial: bool = False
+    options: tuple[type, ...] = ()
     check: Callable[[Any], None] | None = None
 
 
 METHODS: dict[str, Method] = {}
+OPTIONS: dict[str, type] = {}  # section name -> the options dataclass of the registered methods
 
 
 def register_method(method: Method) -> Method:
-    """Add ``method`` to ``METHODS``; ``recipe.method`` may then name it (``rna_core.train(method=...)``)."""
+    """Add ``method`` to ``METHODS`` (and its options' sections); ``recipe.method`` may then name it
+    (``rna_core.train(method=...)``) and recipes take its keys."""
     if method.name in METHODS:
         raise ValueError(f"training method {method.name!r} is registered already")
+    for options in method.options:
+        if OPTIONS.setdefault(options.section, options) is not options:
+            raise ValueError(f"options section {options.section!r} is registered already")
     METHODS[method.name] = method
     return method
 

@@ -5,13 +5,28 @@ untouched (as the SAM reference implementation does; it runs BN through APART's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 
 from ..apart import BNPerturbation
 from ..backend import Grad
 from ..losses import CE_MEAN
-from ..validation import ConfigError
+from ..validation import ConfigError, check_range, check_types
 from .base import Method, Step, StepResult, register_method
+
+
+@dataclass(frozen=True)
+class SamOptions:
+    """``sam_rho``: SAM's radius (p = 2; APART-SAM's too)."""
+
+    section: ClassVar[str] = "sam"
+    sam_rho: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_types(self, "recipe key")
+        check_range("recipe key", "sam_rho", self.sam_rho, 0)
 
 
 def sam_scale(step: Step, grad: Grad, rho: float) -> float:
@@ -40,4 +55,4 @@ def check_two_pass(recipe) -> None:
                           "compute Eq. 3 with each rank's own batch statistics (APART's groups are per rank)")
 
 
-register_method(Method("sam", sam, check=check_two_pass))
+register_method(Method("sam", sam, options=(SamOptions,), check=check_two_pass))

@@ -16,21 +16,9 @@ from rna_core.methods import take_step
 from rna_core.recipes import get_recipe
 from rna_core.registry import get_backend
 
-SPECS = {
-    "fgsm": A.fgsm(8 / 255),
-    "pgd": A.pgd(5, 8 / 255, 2 / 255),
-    "pgd-targeted": A.pgd(5, 16 / 255, 4 / 255).replace(targeted=True),
-    "pgd-l2": A.pgd(5, 0.5, 0.2, norm="l2"),
-    "pgd-restarts": A.pgd(3, 8 / 255, 2 / 255, restarts=2),
-    "mifgsm": A.mifgsm(5, 8 / 255, 2 / 255),
-    "cw": A.cw(10, c=10.0, lr=0.05),
-    "deepfool": A.deepfool(8),
-    "apgd-ce": A.apgd("ce", 10),
-    "apgd-dlr": A.apgd("dlr", 10),
-    "apgd-t": A.apgd_t(5, n_targets=2),
-    "square": A.square(20, 8 / 255),
-}
-RANDOMIZED = ("pgd", "pgd-targeted", "pgd-l2", "pgd-restarts", "apgd-ce", "apgd-dlr", "apgd-t", "square")
+SPECS = {label: make() for kind in A.KINDS.values() for label, make in kind.examples.items()}  # every attack's
+RANDOMIZED = [label for label, spec in SPECS.items()  # those drawing random numbers: a start, targets, squares
+              if A.kind_of(spec.name).random_start or spec.targeted or A.kind_of(spec.name).gradient_free]
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +89,8 @@ def test_attack_draws_only_from_its_generator(victim, name, reseed):
 
 def test_unknown_attack_name_is_an_error(victim):
     clf, x, y = victim
-    spec = object.__new__(A.AttackSpec)
-    object.__setattr__(spec, "name", "pgd2")
+    spec = A.pgd(2).replace()
+    object.__setattr__(spec, "name", "pgd2")  # a spec that escaped its checks
     with pytest.raises(ValueError, match="unknown attack 'pgd2'"):
         A.run(Oracle(clf.backend, clf.model), x, y, spec, np.random.default_rng(0))
 

@@ -89,7 +89,7 @@ def test_apart_recipes_follow_the_paper_and_budgets():
     assert {r.method for r in quick.values()} == {"clean", "sam", "apart", "apart-sam"}
     with pytest.raises(ValueError, match="apart_ratio"):
         get_recipe("quick-apart", apart_ratio=0.0)
-    assert get_recipe("quick-apart").to_dict()["eval_attack"] is None
+    assert get_recipe("quick-apart").to_dict()["evaluation"]["eval_attack"] is None
     with pytest.raises(ValueError, match="'sync_bn' is not supported with method 'apart'"):
         get_recipe("quick-apart", sync_bn=True)
     assert get_recipe("quick-standard", sync_bn=True).sync_bn

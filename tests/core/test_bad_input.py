@@ -119,7 +119,7 @@ def test_bad_attack_spec_is_refused(kwargs, message):
     ["evaluate", "run", "--transfer-draws", "0"], ["evaluate", "run", "--protocol", "fixed-path"],
 ], ids=lambda a: " ".join(a[2:]))
 def test_cli_counts_are_checked_before_anything_runs(argv, capsys):
-    from rna_core.cli import main
+    from rna_core.apps.cli import main
 
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -131,7 +131,7 @@ def test_cli_counts_are_checked_before_anything_runs(argv, capsys):
     ("layer_free=no", "'layer_free' must be true or false"), ("eval_attack.steps=0", "'steps' must be in"),
 ], ids=["epochs", "lr", "layer_free", "eval_attack.steps"])
 def test_cli_set_values_fail_before_training(setting, message, capsys, tmp_path):
-    from rna_core.cli import main
+    from rna_core.apps.cli import main
 
     assert main(["train", "--set", setting, "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -3,7 +3,7 @@ import sys
 
 
 def test_import_rna_core_loads_no_framework():
-    code = ("import sys, rna_core, rna_core.models, rna_core.backends, rna_core.cli; "
+    code = ("import sys, rna_core, rna_core.models, rna_core.backends, rna_core.apps.cli; "
             "rna_core.available_backends(); "
             "bad = [m for m in ('torch', 'mindspore') if m in sys.modules]; "
             "assert not bad, bad")

@@ -1,6 +1,6 @@
 import pytest
 
-from rna_core.recipes import RECIPES, Recipe, get_recipe, lr_at
+from rna_core.recipes import RECIPES, Recipe, get_recipe, lr_at, recipe
 
 
 def test_paper_defaults():
@@ -29,8 +29,34 @@ def test_dict_round_trip():
 
 
 def test_piecewise_and_cosine():
-    r = Recipe(epochs=200, lr=0.1, schedule="piecewise", milestones=(0.5, 0.75))
+    r = recipe(epochs=200, lr=0.1, schedule="piecewise", milestones=(0.5, 0.75))
     assert [lr_at(r, e, 0, 10) for e in (0, 99, 100, 149, 150, 199)] == pytest.approx(
         [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
-    c = Recipe(epochs=2, lr=0.02, schedule="cosine")
+    c = recipe(epochs=2, lr=0.02, schedule="cosine")
     assert lr_at(c, 0, 0, 10) == pytest.approx(0.02) and lr_at(c, 1, 0, 10) == pytest.approx(0.01)
+
+
+# the flat keys of every recipe before sections (100ff97): none is lost, so their sidecars load
+FLAT_KEYS = {"apart_eps", "apart_groups", "apart_ratio", "arch", "attack_in_train_mode", "batch_size", "channels_last",
+             "checkpoint_every", "compile", "compile_mode", "crop_padding", "ctrw_position", "ctrw_variant",
+             "data_dir", "dataset", "epochs", "eval_answer", "eval_answers", "eval_attack", "eval_batch_size",
+             "eval_eot", "eval_protocol", "eval_samples", "eval_transfer_draws", "flip", "image_size",
+             "init_checkpoint", "init_partial", "layer_free", "log_every", "lr", "lr_gamma", "lr_min", "method",
+             "milestones", "momentum", "name", "norms", "precision", "sam_rho", "schedule", "seed",
+             "sigma_constraint", "sigma_lower", "sigma_upper", "sync_bn", "train_attack", "train_samples",
+             "weight_decay", "width"}
+
+
+def test_sections_keep_every_flat_key_and_both_sidecar_forms_load():
+    r = get_recipe("quick", lr=0.02, apart_eps=0.3, **{"eval_attack.steps": 7})
+    assert r.optimizer.lr == r.lr == 0.02 and r.options["apart"].apart_eps == r.apart_eps == 0.3
+    assert r.evaluation.eval_attack.steps == 7 and r.data.dataset == "bundled" and r.model.width == 8
+    assert set(r.flat()) == FLAT_KEYS
+    d = r.to_dict()
+    assert set(d) == {"name", "method", "seed", "data", "model", "optimizer", "attack", "evaluation", "speed", "run",
+                      "options"} and d["options"]["apart"]["apart_eps"] == 0.3
+    assert Recipe.from_dict(d) == r == Recipe.from_dict(r.flat())  # sectioned, and flat as the older sidecars
+    with pytest.raises(KeyError, match="unknown recipe keys \\['nope'\\]"):
+        Recipe.from_dict({**r.flat(), "nope": 1})
+    with pytest.raises(AttributeError, match="no key 'nope'"):
+        r.nope  # noqa: B018

@@ -7,7 +7,7 @@ import pytest
 from rna_core import attacks as A
 from rna_core import models
 from rna_core.apart import BNLayout
-from rna_core.attacks import ATTACKS
+from rna_core.attacks import KINDS, AttackKind, AttackSpec, register_attack
 from rna_core.backend import Backend
 from rna_core.classifier import Classifier
 from rna_core.controller import DrawController
@@ -75,10 +75,15 @@ def _code(path: np.ndarray) -> int:
 
 
 def _coin_attack(oracle, x, y, spec, rng):
-    """The toy's attack: the image carries the code of the draw it is crafted on."""
+    """The toy's attack, registered as ``coin`` (an attack is one declaration): the image carries the code of the
+    draw it is crafted on."""
     adv = np.array(x)
     adv[:, 0, 0, 0] = _code(oracle.draw().path) / 255
     return adv
+
+
+if "coin" not in KINDS:
+    register_attack(AttackKind("coin", _coin_attack, lambda spec: f"Coin-{spec.steps}"))
 
 
 class CoinModel:
@@ -95,8 +100,7 @@ class CoinModel:
 
 
 @pytest.fixture
-def coin(monkeypatch):
-    monkeypatch.setitem(ATTACKS, "pgd", _coin_attack)
+def coin():
     graph = models.create("small_cnn", in_channels=1)
     controller = DrawController(PathSpace.uniform("bn+in", 4), np.random.default_rng(0), noise_size=400)
     model = CoinModel(controller)
@@ -119,11 +123,11 @@ def test_the_oracle_never_enters_a_worst_case(coin):
     """The toy's adversarial images fool only the draw they were crafted on: the oracle (that draw answers) reads 0,
     while every realizable attack is answered by fresh draws and stays near the clean accuracy."""
     clf, data = coin
-    m = evaluate(clf, data, [A.pgd(1)], "all", eot=2, answers=10, rng=np.random.default_rng(0), batch_size=400,
-                 progress=False)
-    assert m["PGD-1/oracle"] == 0.0
+    m = evaluate(clf, data, [AttackSpec("coin", steps=1)], "all", eot=2, answers=10, rng=np.random.default_rng(0),
+                 batch_size=400, progress=False)
+    assert m["Coin-1/oracle"] == 0.0
     assert m["worst-case/adaptive"] > 0.5 and m["worst-case/paper"] > 0.5
-    assert "worst-case/oracle" not in m and m["PGD-1/adaptive"] == m["worst-case/adaptive"]
+    assert "worst-case/oracle" not in m and m["Coin-1/adaptive"] == m["worst-case/adaptive"]
 
 
 def test_protocol_names():

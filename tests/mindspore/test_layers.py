@@ -6,8 +6,7 @@ import pytest
 from mindspore import Tensor
 
 from rna_core.backends.mindspore.layers import MOMENTUM, DrawState, NormSlot, make_norm
-from rna_core.norms import parse_norms
-from rna_core.reference import normalize
+from rna_core.norms import normalize, parse_norms
 
 SPECS = ["bn", "bn/na", "bgn:2", "bgn@4", "in", "in/na", "gn:2", "ln"]
 

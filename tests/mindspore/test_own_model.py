@@ -85,6 +85,25 @@ class MsResNet18(nn.Cell):
         return self.fc(out.mean(axis=(2, 3)))
 
 
+def test_a_refused_randomize_leaves_the_cell_unchanged():
+    """Every check runs before the cell is touched: after a refusal it has its BatchNorm2d cells, weights and no
+    attribute of rna-core's, and a corrected call works."""
+    import numpy as np
+
+    from rna_core.mindspore import randomize
+
+    cell = MsResNet18(in_channels=1)
+    before = {k: v.asnumpy().copy() for k, v in cell.parameters_and_names()}
+    kinds = [type(c) for _, c in cell.cells_and_names()]
+    with pytest.raises(ValueError, match="no sub-cell of that name"):
+        randomize(cell, "bn+in", random_weight="nope")
+    with pytest.raises(ValueError, match="compiled model cannot"):
+        randomize(cell, "bn+in", random_weight="input", input_shape=(1, 28, 28), graph_mode=True)
+    assert [type(c) for _, c in cell.cells_and_names()] == kinds and not hasattr(cell, "rna")
+    assert all(np.array_equal(before[k], v.asnumpy()) for k, v in cell.parameters_and_names())
+    assert randomize(cell, "bn+in").rna.space.num_layers == 20
+
+
 @pytest.mark.parametrize("mode", ["graph", "pynative"])
 def test_randomized_cell_draws_per_forward_trains_and_compiles_once(mode, tmp_path):
     """A user's cell randomized for the backend's mode: the BN candidate keeps the layer's statistics, eager calls
@@ -100,7 +119,7 @@ def test_randomized_cell_draws_per_forward_trains_and_compiles_once(mode, tmp_pa
     plain = MsResNet18(in_channels=1)
     plain.bn1.moving_mean.set_data(Tensor(np.full(4, 0.5, np.float32)))
     cell = randomize(plain, "bn+in", seed=0, graph_mode=graph)
-    assert np.allclose(cell.bn1.bn.running_mean.asnumpy(), 0.5) and cell.rna_space.num_layers == 20
+    assert np.allclose(cell.bn1.bn.running_mean.asnumpy(), 0.5) and cell.rna.space.num_layers == 20
     x = Tensor(np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32))
     if not graph:
         cell.set_train(False)
@@ -153,7 +172,7 @@ def test_apart_step_on_a_users_bn_cell_equals_the_builtin_one(mode):
     plain.bn1.moving_mean.set_data(ms.Tensor(np.full(4, 0.5, np.float32)))
     na = randomize(plain, "bn/na+in", graph_mode=mode == "graph")  # no affine: the statistics, the layout
     assert np.allclose(na.bn1.bn_na.running_mean.asnumpy(), 0.5)
-    assert na.rna_bn_layout.size == mine.bn_layout.size
+    assert na.rna.bn_layout.size == mine.bn_layout.size
     recipe = get_recipe("quick-apart", batch_size=16, apart_groups=4)
     rng = np.random.default_rng(0)
     x, y = rng.random((16, 3, 16, 16), dtype=np.float32), rng.integers(0, 10, 16)
@@ -191,7 +210,7 @@ def test_ctrw_random_weight_on_a_users_cell(tmp_path):
     eager.set_train(False)
     first.set_train(False)
     np.testing.assert_allclose(first(Tensor(x)).asnumpy(), eager(Tensor(x)).asnumpy(), rtol=1e-5, atol=1e-6)
-    lo, hi = first.rna_sigma_bounds
+    lo, hi = first.rna.sigma_bounds
     assert (lo, hi) == pytest.approx((1000 * 784 / 3072, 2400 * 784 / 3072))
     model = randomize(MsResNet18(in_channels=1), "bn+in", random_weight="conv1", input_shape=(1, 28, 28),
                       graph_mode=True)
@@ -199,7 +218,7 @@ def test_ctrw_random_weight_on_a_users_cell(tmp_path):
                    train_samples=128, eval_samples=32, eval_attack=None, eval_answers=2, sigma_lower=lo,
                    sigma_upper=hi)
     assert lo - 1e-3 <= float(model.rna_random_weight.sigma.asnumpy().sum()) <= hi + 1e-3
-    with pytest.raises(ValueError, match="compiled cell cannot run"):
+    with pytest.raises(ValueError, match="compiled model cannot run"):
         randomize(MsResNet18(), random_weight="input", input_shape=(3, 32, 32), graph_mode=True)
     with pytest.raises(ValueError, match="must be a linear"):
         randomize(MsResNet18(), None, random_weight="bn1")
@@ -221,7 +240,7 @@ def test_mindcv_model_randomized_and_trained(tmp_path):
     moving = net.bn1.moving_variance.asnumpy().copy()
     cell = nn.SequentialCell([Normalize((0.286,), (0.353,)), net])
     randomize(cell, "bn+in", seed=0)
-    assert cell.rna_space.num_layers == 20 and np.array_equal(net.bn1.bn.running_var.asnumpy(), moving)
+    assert cell.rna.space.num_layers == 20 and np.array_equal(net.bn1.bn.running_var.asnumpy(), moving)
     before = net.conv1.weight.asnumpy().copy()
     result = rna_core.train("quick", backend=get_backend("mindspore", mode="pynative"), model=cell, out_dir=tmp_path,
                             progress=False, epochs=1, train_samples=16, batch_size=16, train_attack=pgd(1),

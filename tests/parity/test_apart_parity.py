@@ -2,7 +2,7 @@
 
 import pytest
 
-from rna_core.parity import APART_QUANTITIES, compare_apart
+from rna_core.apps.parity import APART_QUANTITIES, compare_apart
 from rna_core.registry import get_backend
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rna_core.parity import QUANTITIES, compare
+from rna_core.apps.parity import QUANTITIES, compare
 from rna_core.registry import get_backend
 
 NORMS = ["bn", "bgn:2", "in", "gn:2", "ln", "bn+in"]

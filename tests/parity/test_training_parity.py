@@ -4,7 +4,7 @@ unselected candidates included (tests/contract/test_algorithms.py checks that th
 
 import pytest
 
-from rna_core.parity import compare_training
+from rna_core.apps.parity import compare_training
 from rna_core.registry import get_backend
 
 

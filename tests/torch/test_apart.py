@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import rna_core
 from rna_core.apart import BNPerturbation, adversarial_delta
-from rna_core.apart_report import statistics_attack, statistics_shift
+from rna_core.apps.apart_report import statistics_attack, statistics_shift
 from rna_core.backend import DELTA, PARAMS, SGDConfig
 from rna_core.backends.torch.layers import EPS, MOMENTUM, BatchNorm, DrawState, PerturbedBN
 from rna_core.classifier import build_classifier

@@ -87,7 +87,7 @@ def test_train_ctrw_end_to_end_and_reload(tmp_path):
 
 
 def test_ctrw_reports_write_json_and_png(tmp_path):
-    from rna_core import ctrw_report
+    from rna_core.apps import ctrw_report
     from rna_core.attacks import pgd as pgd_spec
     from rna_core.data import load_bundled
 

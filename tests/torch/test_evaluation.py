@@ -8,11 +8,11 @@ import pytest
 
 import rna_core
 from rna_core import attacks as A
-from rna_core import studies
-from rna_core.cli import main
+from rna_core.apps import studies
+from rna_core.apps.cli import main
+from rna_core.apps.sanity import run_checks
 from rna_core.data import load_bundled
 from rna_core.evaluation import evaluate
-from rna_core.sanity import run_checks
 
 TINY = {"arch": "small_cnn", "width": 8, "train_samples": 2048, "batch_size": 64, "epochs": 2,
         "train_attack.steps": 3}

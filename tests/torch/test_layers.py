@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from rna_core.backends.torch.layers import MOMENTUM, make_norm
-from rna_core.norms import parse_norms
-from rna_core.reference import normalize
+from rna_core.norms import normalize, parse_norms
 
 SPECS = ["bn", "bn/na", "bgn:2", "bgn@4", "bgn:1", "in", "in/na", "gn:2", "gn@2", "ln", "ln/na"]
 

@@ -90,15 +90,30 @@ def test_bn_candidate_keeps_the_replaced_layers_weights_and_statistics():
     weight, mean = model.bn1.weight.clone(), model.bn1.running_mean.clone()
     randomize(model, "bn+in")
     assert torch.equal(model.bn1.bn.weight, weight) and torch.equal(model.bn1.bn.running_mean, mean)
-    assert model.rna_space.num_layers == 20 and model.rna_space.size == 2**20
+    assert model.rna.space.num_layers == 20 and model.rna.space.size == 2**20
     plain = UserResNet18()
     plain.bn1.running_mean.copy_(mean)
     randomize(plain, "bn/na+in")  # a BN candidate without affine keeps the statistics
-    assert torch.equal(plain.bn1.bn_na.running_mean, mean) and plain.rna_bn_layout.size > 0
+    assert torch.equal(plain.bn1.bn_na.running_mean, mean) and plain.rna.bn_layout.size > 0
     with pytest.raises(ValueError, match="randomized already"):
         randomize(model)
     with pytest.raises(ValueError, match="no BatchNorm2d"):
         randomize(nn.Sequential(nn.Conv2d(3, 4, 3)))
+
+
+def test_a_refused_randomize_leaves_the_module_unchanged():
+    """Every check runs before the module is touched: after a refusal the module has its layers, weights and no
+    attribute of rna-core's, and a corrected call works."""
+    module = UserResNet18()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    kinds = [type(m) for m in module.modules()]
+    with pytest.raises(ValueError, match="no submodule of that name"):
+        randomize(module, "bn+in", random_weight="nope")
+    with pytest.raises(ValueError, match="gn"):
+        randomize(module, "bn+gn:3")
+    assert [type(m) for m in module.modules()] == kinds and not hasattr(module, "rna")
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+    assert randomize(module, "bn+in").rna.space.num_layers == 20
 
 
 def test_every_forward_draws_a_fresh_path_and_torchattacks_runs():
@@ -221,7 +236,7 @@ def test_ctrw_random_weight_on_a_users_module(tmp_path):
     with torch.no_grad():
         assert not torch.equal(head(x), head(x))
     model = randomize(UserResNet18(in_channels=1), "bn+in", random_weight="input", input_shape=(1, 28, 28))
-    lo, hi = model.rna_sigma_bounds
+    lo, hi = model.rna.sigma_bounds
     assert (lo, hi) == pytest.approx((1000 * 784 / 3072, 2400 * 784 / 3072))
     rna_core.train("quick-ctrw", model=model, out_dir=tmp_path, progress=False, epochs=1, train_samples=256,
                    eval_samples=64, eval_attack=None, eval_answers=2, sigma_lower=lo, sigma_upper=hi)
@@ -254,7 +269,7 @@ def test_torchvision_model_randomized_and_trained(tmp_path):
     net = torchvision.models.resnet18(num_classes=10)
     net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)  # the bundled images have one channel
     model = randomize(nn.Sequential(Normalize((0.286,), (0.353,)), net), "bn+in", seed=0)
-    assert model.rna_space.num_layers == 20 and "1.layer1.0.bn1.in.weight" in model.state_dict()
+    assert model.rna.space.num_layers == 20 and "1.layer1.0.bn1.in.weight" in model.state_dict()
     result = rna_core.train("quick", model=model, out_dir=tmp_path, progress=False, epochs=1, train_samples=32,
                             batch_size=16, train_attack=pgd(1), eval_samples=16, eval_attack=pgd(1), eval_answers=2,
                             eval_eot=1)

@@ -23,7 +23,7 @@ TINY = {"arch": "small_cnn", "width": 4, "train_samples": 512, "batch_size": 16,
 
 def _cli_args(out):
     sets = [f"{k}={json.dumps(v)}" for k, v in TINY.items()]
-    return [sys.executable, "-m", "rna_core.cli", "train", "--recipe", "quick", "--out", str(out), "--quiet",
+    return [sys.executable, "-m", "rna_core.apps.cli", "train", "--recipe", "quick", "--out", str(out), "--quiet",
             *[a for s in sets for a in ("--set", s)]]
 
 

@@ -43,7 +43,7 @@ def _acc(model, adv, y) -> float:
 
 def test_fgsm_identical(setup):
     model, oracle, x, y = setup
-    ours = pgd.fgsm(oracle, x, y, A.fgsm(8 / 255))
+    ours = pgd.fgsm_from(oracle, x, y, A.fgsm(8 / 255))
     ref = ta.FGSM(model, eps=8 / 255)(x, y)
     assert (ours - ref).abs().max().item() <= 1e-6
 
@@ -77,7 +77,7 @@ def test_mifgsm_identical(setup):
     model, oracle, x, y = setup
     spec = A.mifgsm(5, 8 / 255, 2 / 255, 1.0)
     ref = ta.MIFGSM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, decay=spec.decay)(x, y)
-    ours = pgd.mifgsm(oracle, x, y, spec)
+    ours = pgd.mifgsm_from(oracle, x, y, spec)
     assert (ours - ref).abs().max().item() <= 1e-6
 
 
@@ -86,7 +86,7 @@ def test_cw_robust_accuracy_and_distortion(setup):
     x, y = x[:SMALL], y[:SMALL]
     spec = A.cw(steps=50, c=1.0, kappa=0.0, lr=0.01)
     ref = ta.CW(model, c=spec.c, kappa=spec.kappa, steps=spec.steps, lr=spec.lr)(x, y)
-    ours = cw.cw(oracle, x, y, spec)
+    ours = cw.run_cw(oracle, x, y, spec)
     assert abs(_acc(model, ours, y) - _acc(model, ref, y)) <= 0.01
     assert _acc(model, ours, y) < _acc(model, x, y)
 
@@ -100,7 +100,7 @@ def test_deepfool_distortion_and_robust_accuracy(setup):
     x, y = x[:SMALL], y[:SMALL]
     spec = A.deepfool(steps=50, overshoot=0.02)
     ref = ta.DeepFool(model, steps=spec.steps, overshoot=spec.overshoot)(x, y)
-    ours = deepfool.deepfool(oracle, x, y, spec)
+    ours = deepfool.run_deepfool(oracle, x, y, spec)
     d_ours, d_ref = ((ours - x).flatten(1).norm(dim=1), (ref - x).flatten(1).norm(dim=1))
     torch.testing.assert_close(d_ours, d_ref, rtol=1e-4, atol=1e-5)
     with torch.no_grad():

@@ -2,7 +2,7 @@
 
 import json
 
-from rna_core.cli import main
+from rna_core.apps.cli import main
 
 TINY = {"width": 4, "train_samples": 256, "batch_size": 64, "epochs": 2, "eval_samples": 64,
         "train_attack.steps": 2, "eval_attack.steps": 3, "eval_eot": 2}

@@ -20,8 +20,18 @@ from ...losses import CE, DLR, DLR_TARGETED, Loss
 from ...ops import T
 from ..common import eot_logits, eot_loss_grad, per_example, project, where_rows
 from ..oracle import Oracle
+from ..registry import AttackKind, Word, register_attack
 from ..schedules import apgd_checkpoints, random_start
 from ..specs import AttackSpec
+
+
+def apgd(loss: str = "ce", steps: int = 100, eps: float = 8 / 255, eot: int = 1, norm: str = "linf",
+         restarts: int = 1) -> AttackSpec:
+    return AttackSpec(f"apgd-{loss}", eps=eps, steps=steps, eot=eot, norm=norm, restarts=restarts)
+
+
+def apgd_t(steps: int = 100, eps: float = 8 / 255, n_targets: int = 9, eot: int = 1) -> AttackSpec:
+    return AttackSpec("apgd-t", eps=eps, steps=steps, n_targets=n_targets, eot=eot)
 
 
 def apgd_from(oracle: Oracle, x: T, y: T, spec: AttackSpec, delta0: T, loss: Loss, w: T | None = None) -> T:
@@ -64,13 +74,13 @@ def apgd_from(oracle: Oracle, x: T, y: T, spec: AttackSpec, delta0: T, loss: Los
     return where_rows(ops, fooled, out, x_best) if spec.eot == 1 else x_best
 
 
-def apgd(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
+def run_apgd(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
     """APGD-CE or APGD-DLR from its random start."""
     start = oracle.ops.tensor(random_start(spec, tuple(x.shape), rng))
     return apgd_from(oracle, x, y, spec, start, CE if spec.name == "apgd-ce" else DLR)
 
 
-def apgd_targeted(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
+def run_apgd_targeted(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
     """APGD-T: one run per target, the t-th highest-scoring class for t = 2 .. n_targets + 1 (AutoAttack), on the
     examples no earlier target fooled; scores and the fooled test use the logits averaged over ``eot`` draws."""
     ops = oracle.ops
@@ -87,3 +97,13 @@ def apgd_targeted(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.G
         out = ops.scatter(out, idx, adv)
         todo = ops.scatter(todo, idx, ~fooled)
     return out
+
+
+for _loss in ("ce", "dlr"):
+    register_attack(AttackKind(f"apgd-{_loss}", run_apgd, lambda s: s.name.upper(), random_start=True,
+                               examples={f"apgd-{_loss}": lambda loss=_loss: apgd(loss, 10)}),
+                    Word(f"apgd-{_loss}", lambda eps, n, loss=_loss: [apgd(loss, n or 100, eps)],
+                         f"APGD-{_loss.upper()} (n = 100 iterations)"))
+register_attack(AttackKind("apgd-t", run_apgd_targeted, lambda s: "APGD-T", random_start=True,
+                           examples={"apgd-t": lambda: apgd_t(5, n_targets=2)}),
+                Word("apgd-t", lambda eps, n: [apgd_t(n or 100, eps)], "APGD-T (n = 100 iterations, 9 targets)"))

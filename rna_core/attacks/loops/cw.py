@@ -19,7 +19,16 @@ from ...losses import Loss
 from ...ops import T
 from ..common import eot_loss_grad, where_rows
 from ..oracle import Oracle
+from ..registry import AttackKind, Word, register_attack
 from ..specs import AttackSpec
+
+
+def cw(steps: int = 1000, c: float = 1.0, kappa: float = 0.0, lr: float = 0.01, search_steps: int = 1,
+       eps: float = math.inf, eot: int = 1) -> AttackSpec:
+    """CW-L2. The papers ran torchattacks 3.2.6 with 1000 steps, lr 0.01 and its default c = 1e-4, which leaves
+    the images almost unchanged; rna-core defaults to c = 1 and offers a binary search over c."""
+    return AttackSpec("cw", eps=eps, steps=steps, c=c, kappa=kappa, lr=lr, search_steps=search_steps,
+                      random_start=False, norm="l2", eot=eot)
 
 
 def cw_run(oracle: Oracle, x: T, y: T, spec: AttackSpec, c: T) -> tuple[T, T]:
@@ -52,7 +61,8 @@ def cw_run(oracle: Oracle, x: T, y: T, spec: AttackSpec, c: T) -> tuple[T, T]:
     return best, best_l2
 
 
-def cw(oracle: Oracle, x: T, y: T, spec: AttackSpec) -> T:
+def run_cw(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator | None = None) -> T:
+    """CW with ``search_steps`` runs of the binary search over c (``rng`` unused: CW draws no random number)."""
     ops = oracle.ops
     n = x.shape[0]
     c = ops.tensor(np.full(n, spec.c, np.float32))
@@ -69,3 +79,9 @@ def cw(oracle: Oracle, x: T, y: T, spec: AttackSpec) -> T:
         lo = ops.where(ok, lo, ops.clip(lo, c, None))  # max(lo, c) where it failed
         c = ops.where(hi < math.inf, (lo + hi) / 2, c * 10)
     return best
+
+
+register_attack(AttackKind("cw", run_cw, lambda s: "CW", minimum_norm=True,
+                           examples={"cw": lambda: cw(10, c=10.0, lr=0.05),
+                                     "cw-search": lambda: cw(20, search_steps=2)}),
+                Word("cw", lambda eps, n: [cw(n or 1000)], "CW-L2 (n = 1000 steps)"))

@@ -16,7 +16,12 @@ import numpy as np
 from ...ops import T
 from ..common import per_example
 from ..oracle import Oracle
+from ..registry import AttackKind, Word, register_attack
 from ..specs import AttackSpec
+
+
+def deepfool(steps: int = 50, overshoot: float = 0.02, eps: float = math.inf, eot: int = 1) -> AttackSpec:
+    return AttackSpec("deepfool", eps=eps, steps=steps, overshoot=overshoot, random_start=False, norm="l2", eot=eot)
 
 
 def eot_jacobian(oracle: Oracle, x: T, y: T, eot: int) -> tuple[T, T]:
@@ -28,7 +33,8 @@ def eot_jacobian(oracle: Oracle, x: T, y: T, eot: int) -> tuple[T, T]:
     return (logits / eot, jac / eot) if eot > 1 else (logits, jac)
 
 
-def deepfool(oracle: Oracle, x: T, y: T, spec: AttackSpec) -> T:
+def run_deepfool(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator | None = None) -> T:
+    """DeepFool (``rng`` unused: it draws no random number)."""
     ops, k = oracle.ops, oracle.num_classes
     adv = x
     active = ops.tensor(np.ones(x.shape[0], bool))
@@ -55,3 +61,8 @@ def deepfool(oracle: Oracle, x: T, y: T, spec: AttackSpec) -> T:
         step = per_example(ops.abs(ops.pick(f_prime, nearest)) / ops.pick(norms, nearest) ** 2, w_l) * w_l
         adv = ops.scatter(adv, idx, ops.clip(ops.gather(adv, idx) + (1 + spec.overshoot) * step, 0.0, 1.0))
     return adv
+
+
+register_attack(AttackKind("deepfool", run_deepfool, lambda s: "DeepFool", minimum_norm=True,
+                           examples={"deepfool": lambda: deepfool(8)}),
+                Word("deepfool", lambda eps, n: [deepfool(n or 50)], "DeepFool-L2 (n = 50 steps, overshoot 0.02)"))

@@ -12,13 +12,38 @@ the mean is kept for reproducibility. Every gradient is averaged over ``spec.eot
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...ops import T
 from ..common import ce_ascent, per_example, project
 from ..oracle import Oracle
+from ..registry import AttackKind, Word, register_attack
+from ..schedules import random_start, random_targets
 from ..specs import AttackSpec
 
 
-def fgsm(oracle: Oracle, x: T, y: T, spec: AttackSpec, target: T | None = None) -> T:
+def fgsm(eps: float = 8 / 255) -> AttackSpec:
+    return AttackSpec("fgsm", eps=eps, alpha=eps, steps=1, random_start=False)
+
+
+def pgd(steps: int = 20, eps: float = 8 / 255, alpha: float = 2 / 255, eot: int = 1, norm: str = "linf",
+        restarts: int = 1) -> AttackSpec:
+    """PGD with random start; the papers' PGD-20 is pgd(20, 8/255, 2/255)."""
+    return AttackSpec("pgd", eps=eps, alpha=alpha, steps=steps, norm=norm, eot=eot, restarts=restarts)
+
+
+def mifgsm(steps: int = 5, eps: float = 8 / 255, alpha: float = 2 / 255, decay: float = 1.0, eot: int = 1):
+    return AttackSpec("mifgsm", eps=eps, alpha=alpha, steps=steps, decay=decay, random_start=False, eot=eot)
+
+
+def targets(oracle: Oracle, y: T, spec: AttackSpec, rng: np.random.Generator) -> T | None:
+    """A random other class per example for a targeted spec (``schedules.random_targets``), else None."""
+    if not spec.targeted:
+        return None
+    return oracle.ops.tensor(random_targets(oracle.ops.numpy(y), oracle.num_classes, rng))
+
+
+def fgsm_from(oracle: Oracle, x: T, y: T, spec: AttackSpec, target: T | None = None) -> T:
     ops = oracle.ops
     return ops.clip(x + spec.eps * ops.sign(ce_ascent(oracle, x, y, target, spec.eot)), 0.0, 1.0)
 
@@ -37,7 +62,7 @@ def pgd_from(oracle: Oracle, x: T, y: T, spec: AttackSpec, delta0: T, target: T 
     return adv
 
 
-def mifgsm(oracle: Oracle, x: T, y: T, spec: AttackSpec, target: T | None = None) -> T:
+def mifgsm_from(oracle: Oracle, x: T, y: T, spec: AttackSpec, target: T | None = None) -> T:
     ops = oracle.ops
     axes = tuple(range(1, x.ndim))
     linf = spec.replace(norm="linf")
@@ -47,3 +72,32 @@ def mifgsm(oracle: Oracle, x: T, y: T, spec: AttackSpec, target: T | None = None
         momentum = g / per_example(ops.mean(ops.abs(g), axes), g) + momentum * spec.decay
         adv = project(ops, x, adv + spec.alpha * ops.sign(momentum), linf)
     return adv
+
+
+def run_fgsm(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
+    return fgsm_from(oracle, x, y, spec, targets(oracle, y, spec, rng))
+
+
+def run_pgd(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
+    target = targets(oracle, y, spec, rng)
+    return pgd_from(oracle, x, y, spec, oracle.ops.tensor(random_start(spec, tuple(x.shape), rng)), target)
+
+
+def run_mifgsm(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
+    return mifgsm_from(oracle, x, y, spec, targets(oracle, y, spec, rng))
+
+
+register_attack(AttackKind("fgsm", run_fgsm, lambda s: "FGSM", targetable=True,
+                           examples={"fgsm": lambda: fgsm(8 / 255)}),
+                Word("fgsm", lambda eps, n: [fgsm(eps)], "FGSM", counted=False))
+register_attack(AttackKind("pgd", run_pgd, lambda s: f"PGD-{s.steps}" if s.norm == "linf" else f"PGD-L2-{s.steps}",
+                           targetable=True, random_start=True,
+                           examples={"pgd": lambda: pgd(5, 8 / 255, 2 / 255),
+                                     "pgd-targeted": lambda: pgd(5, 16 / 255, 4 / 255).replace(targeted=True),
+                                     "pgd-l2": lambda: pgd(5, 0.5, 0.2, norm="l2"),
+                                     "pgd-restarts": lambda: pgd(3, 8 / 255, 2 / 255, restarts=2)}),
+                Word("pgd", lambda eps, n: [pgd(n or 20, eps, eps / 4)], "PGD-n (L-inf, step eps/4; n = 20)"),
+                Word("pgdl2", lambda eps, n: [pgd(n or 20, 0.5, 0.1, norm="l2")], "PGD-L2-n (eps 0.5; n = 20)"))
+register_attack(AttackKind("mifgsm", run_mifgsm, lambda s: "MIFGSM", targetable=True,
+                           examples={"mifgsm": lambda: mifgsm(5, 8 / 255, 2 / 255)}),
+                Word("mifgsm", lambda eps, n: [mifgsm(n or 5, eps, eps / 4)], "MIFGSM (n = 5 steps, decay 1)"))

@@ -16,8 +16,18 @@ import numpy as np
 from ...ops import Ops, T
 from ..common import eot_logits, where_rows
 from ..oracle import Oracle
+from ..registry import AttackKind, Word, register_attack
 from ..schedules import square_size
 from ..specs import AttackSpec
+
+
+def square(queries: int = 5000, eps: float = 8 / 255, p_init: float = 0.8, eot: int = 1) -> AttackSpec:
+    return AttackSpec("square", eps=eps, steps=queries, p_init=p_init, random_start=False, eot=eot)
+
+
+def _linf_only(spec: AttackSpec) -> None:
+    if spec.norm != "linf":
+        raise ValueError("square is implemented for the L-inf norm only")
 
 
 def margin(ops: Ops, logits: T, y: T) -> T:
@@ -26,7 +36,7 @@ def margin(ops: Ops, logits: T, y: T) -> T:
     return ops.pick(logits, y) - ops.max(others, 1)
 
 
-def square(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
+def run_square(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generator) -> T:
     ops, eps = oracle.ops, spec.eps
     n, c, h, w = x.shape
 
@@ -52,3 +62,8 @@ def square(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generato
         best = ops.scatter(best, idx, where_rows(ops, better, cand, cur))
         best_margin = ops.scatter(best_margin, idx, ops.where(better, m, old))
     return best
+
+
+register_attack(AttackKind("square", run_square, lambda s: "Square", gradient_free=True, check=_linf_only,
+                           examples={"square": lambda: square(20, 8 / 255)}),
+                Word("square", lambda eps, n: [square(n or 5000, eps)], "Square (n = 5000 queries)"))

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .apart import BNPerturbation, adversarial_delta
-from .attacks import AttackSpec, apgd, apgd_t, attack, cw, deepfool, fgsm, mifgsm, pgd, square
-from .backend import DELTA, PARAMS, Backend, SGDConfig
-from .classifier import Classifier, build_classifier
-from .losses import CE_MEAN, cross_entropy_np
-from .methods import Step, get_method
-from .recipes import get_recipe
+from ..apart import BNPerturbation, adversarial_delta
+from ..attacks import KINDS, AttackSpec, attack, fgsm, mifgsm, pgd
+from ..backend import DELTA, PARAMS, Backend, SGDConfig
+from ..classifier import Classifier, build_classifier
+from ..losses import CE_MEAN, cross_entropy_np
+from ..methods import Step, get_method
+from ..recipes import get_recipe
 
 QUANTITIES = ("logits", "loss", "input_gradient", "sgd_step", "running_stats", "pgd", "fgsm", "mifgsm")
 
@@ -147,31 +147,37 @@ def compare_apart(a: Backend | str, b: Backend | str, norms: str = "bn", arch: s
     return out
 
 
-ATTACKS = (pgd(5, 0.5, 0.1, norm="l2"), cw(20, search_steps=2), deepfool(5), apgd("ce", 10), apgd("dlr", 10),
-           apgd_t(5, n_targets=3), square(100))
+ONE_STEP = ("pgd", "fgsm", "mifgsm")  # sign steps on one draw: compared pixel for pixel by ``compare``
 
 
-def compare_attacks(a: Backend | str, b: Backend | str, attacks: tuple[AttackSpec, ...] = ATTACKS,
+def examples() -> dict[str, AttackSpec]:
+    """Every registered attack's examples but the ``ONE_STEP`` ones: what ``compare_attacks`` runs."""
+    return {label: make() for kind in KINDS.values() for label, make in kind.examples.items()
+            if not (kind.name in ONE_STEP and label == kind.name)}
+
+
+def compare_attacks(a: Backend | str, b: Backend | str, attacks: dict[str, AttackSpec] | None = None,
                     norms: str = "bn+in", arch: str = "small_cnn", width: int = 8, seed: int = 0, size: int = 16,
                     batch: int = 32) -> dict[str, dict[str, float]]:
     """Per attack: ``pixels`` (fraction differing by > 1e-4), ``accuracy`` (|robust accuracy a - b|, each backend
     scoring its own examples) and ``l2`` (relative difference of the mean L2 perturbation), on one fixed path,
     labels = a's clean predictions (every example starts correctly classified)."""
     ca, cb = pair(a, b, norms, arch, width, seed)
+    attacks = examples() if attacks is None else attacks
     x = np.random.default_rng(seed).random((batch, 3, size, size), dtype=np.float32)
     out: dict[str, dict[str, float]] = {}
     with ca.controller.fixed(ca.controller.draw()) as path, cb.controller.fixed(path):
         for c in (ca, cb):
             c.model.set_train(False)
         y = ca.logits(x).argmax(1)
-        for spec in attacks:
+        for name, spec in attacks.items():
             adv, acc = [], []
             for c in (ca, cb):
                 xa = _attack(c, x, y, spec, seed + 1)
                 adv.append(xa)
                 acc.append(float((c.logits(xa).argmax(1) == y).mean()))
             l2 = [float(np.linalg.norm((v - x).reshape(batch, -1), axis=1).mean()) for v in adv]
-            out[spec.label] = {"pixels": float((np.abs(adv[0] - adv[1]) > 1e-4).mean()),
+            out[name] = {"pixels": float((np.abs(adv[0] - adv[1]) > 1e-4).mean()),
                                "accuracy": abs(acc[0] - acc[1]), "l2": abs(l2[0] - l2[1]) / max(l2[0], 1e-12)}
     return out
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .apart import BNPerturbation, adversarial_delta, random_delta, shift_statistics
-from .backend import DELTA
-from .classifier import Classifier
-from .data.loader import batches
-from .losses import CE_MEAN
+from ..apart import BNPerturbation, adversarial_delta, random_delta, shift_statistics
+from ..backend import DELTA
+from ..classifier import Classifier
+from ..data.loader import batches
+from ..losses import CE_MEAN
 from .plots import pyplot, save
 
 

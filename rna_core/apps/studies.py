@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .attacks import AttackSpec
-from .classifier import Classifier
-from .evaluation import craft
+from ..attacks import AttackSpec
+from ..classifier import Classifier
+from ..evaluation import craft
 from .plots import pyplot, save
 
 

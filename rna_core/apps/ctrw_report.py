@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .attacks import AttackSpec
-from .bounds import normal_cdf, positive_sample_ratio
-from .checkpoints import load_checkpoint
-from .classifier import Classifier, graph_from_arch
-from .evaluation import evaluate
-from .models.ctrw import random_weights
+from ..attacks import AttackSpec
+from ..bounds import normal_cdf, positive_sample_ratio
+from ..checkpoints import load_checkpoint
+from ..classifier import Classifier, graph_from_arch
+from ..evaluation import evaluate
+from ..models.ctrw import random_weights
+from ..recipes import Recipe
 from .plots import pyplot, save
-from .recipes import Recipe
 
 
 def _learned(run: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], Recipe]:

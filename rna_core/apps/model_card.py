@@ -9,7 +9,7 @@ import datetime
 import math
 from typing import Any
 
-from .classifier import Classifier
+from ..classifier import Classifier
 from .reports import markdown
 
 
@@ -35,7 +35,7 @@ def _result(metrics: dict, key: str) -> dict[str, float]:
 def model_card(metrics: dict, clf: Classifier, meta: dict | None = None, checkpoint: str | None = None,
                data: str | None = None, seed: int | None = None) -> dict:
     """The card of one ``evaluation.evaluate`` result on ``clf`` (``meta``: its checkpoint sidecar)."""
-    from . import __version__
+    from .. import __version__
 
     random = metrics["random"]
     headline = "worst-case/adaptive" if random else "worst-case/white-box"

@@ -1,0 +1,201 @@
+"""Evaluation of (possibly randomized) classifiers under attack, every number labelled with its threat model.
+
+Every example, clean or adversarial, is answered by ``answers`` = R fresh draws of the model's randomness and
+scored by ``rna_core.scoring``: expected accuracy (one submission) and persistent accuracy (all R answers right),
+each with a standard error. ``answer="per-batch"`` answers a batch with one draw per answer (how the model runs
+by default); ``"per-example"`` gives every example its own draws (independent answers, N x R forwards of one
+image). A deterministic model is answered once.
+
+Threat models (``protocol``, joined with ``+``; ``all`` = paper+adaptive+oracle, ``both`` = paper+adaptive):
+- ``paper``: the attack runs on one draw the attacker holds in its own copy of the model, for every step; fresh
+  draws answer (the RNA and CTRW papers' protocol: transfer between draws). Every attack here has EOT 1.
+- ``adaptive``: attacks that know the randomness. ``eot``: every gradient (Square: every loss) averaged over K
+  fresh draws (``eot``; an attack whose spec already sets eot keeps it). ``transfer``: with
+  ``transfer_draws`` = H > 1, the attack runs on H held draws and, per example, the attacker keeps the candidate
+  whose cross-entropy averaged over K fresh queries is highest. Each member is answered by fresh draws, and the
+  column's ``adaptive`` entry is the per-example worst of paper, eot and transfer: realizable attacks only.
+- ``oracle``: the paper attack answered by the very draw it attacked, i.e. an attacker who knows the defender's
+  next draw, which no attacker does. A labelled diagnostic: never inside a worst case.
+A deterministic model is scored ``white-box`` (EOT is pointless there: every spec runs with eot 1).
+
+Any classifier can be evaluated (``evaluate(module, ...)``, see ``classifier.adopt``). A module randomized by
+``rna_core.torch.randomize`` gets every protocol. A module random in its own way (dropout at inference, a random
+input transform: detected when two forwards on the same images differ) cannot have a draw held, so ``paper``,
+``transfer`` and ``oracle`` are impossible: it is scored with ``eot`` (its adaptive member) and fresh answers,
+and the result's ``protocols_skipped`` says what was not run and why. ``randomness`` names the source: ``rna-core``,
+``own`` or ``none``.
+
+``worst-case/<group>`` counts an example with its worst attack of the group (white-box, paper, adaptive); columns
+holding several attacks (AutoAttack's members) combine the same way. Minimum-norm attacks (CW, DeepFool) submit
+their output only where its L2 distance is within their budget ``eps``, else the clean image; they also report the
+median L2 distortion of the examples most answers misclassify. ``forwards/<col>/<member>`` counts the forward
+passes per image the attack spent (a gradient counts one). Results carry ``flags`` (``flags``).
+
+The threat models are the classes of ``threats``; ``answers`` answers and submits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..attacks import AttackSpec
+from ..classifier import Classifier
+from ..data.loader import batches, num_batches
+from ..protocols import ANSWER_MODES, parse_protocols
+from ..scoring import Score, score
+from .answers import Batch
+from .flags import flags
+from .threats import Job, Tally, plan
+
+Attacks = Sequence[AttackSpec] | dict[str, list[AttackSpec]]
+SKIPPED = {p: "the model draws its own randomness: no draw can be held" for p in ("paper", "transfer", "oracle")}
+
+
+def _columns(attacks: Attacks) -> dict[str, list[AttackSpec]]:
+    """Report columns: a dict ``{column: [specs]}`` as given, or one column per spec named by its label."""
+    if isinstance(attacks, dict):
+        return {k: list(v) for k, v in attacks.items()}
+    labels = [spec.label for spec in attacks]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ValueError(f"attacks {twice} share a label and would overwrite each other's scores: pass a dict "
+                         "{column: [spec]} to name them")
+    return {spec.label: [spec] for spec in attacks}
+
+
+def _check_settings(clf: Classifier, dataset, answer: str, **counts: int) -> None:
+    if answer not in ANSWER_MODES:
+        raise ValueError(f"answer must be one of {ANSWER_MODES}, got {answer!r}")
+    for name, value in counts.items():
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if getattr(dataset, "num_classes", clf.model.num_classes) != clf.model.num_classes:
+        raise ValueError(f"the data set has {dataset.num_classes} classes but the model {clf.model.num_classes}")
+
+
+def _group(found: dict[str, list[np.ndarray]], columns: dict, protocols: tuple[str, ...]) -> None:
+    """A batch's derived keys: each column's adaptive worst case (paper, eot, transfer), the worst cases over the
+    columns (white-box, paper, adaptive); the paper members leave if only asked for the adaptive case."""
+    for col in columns:
+        members = [m for m in ("paper", "eot", "transfer") if f"{col}/{m}" in found]
+        if "adaptive" in protocols and members:
+            found[f"{col}/adaptive"] = [mat for m in members for mat in found[f"{col}/{m}"]]
+    for group in ("white-box", "paper", "adaptive"):
+        group_mats = [mat for col in columns for mat in found.get(f"{col}/{group}", [])]
+        if group_mats:
+            found[f"worst-case/{group}"] = group_mats
+    if "paper" not in protocols:
+        for col in [*columns, "worst-case"]:
+            found.pop(f"{col}/paper", None)
+
+
+def _scores(per_key: dict[str, list[list[np.ndarray]]], tally: Tally, clusters: np.ndarray, n_batches: int) -> dict:
+    out = {}
+    for key, per_batch in per_key.items():
+        joined = [np.concatenate([mats_b[i] for mats_b in per_batch]) for i in range(len(per_batch[0]))]
+        out.update(score(joined, clusters).to_dict(key))
+    for key, v in tally.dists.items():
+        d = np.concatenate(v)
+        out[key] = float(np.nanmedian(d)) if np.isfinite(d).any() else None
+    out.update({k: v / n_batches for k, v in tally.forwards.items()})
+    return out
+
+
+def _header(clf: Classifier, n: int, columns: dict, protocols: tuple[str, ...], eot: int, answers: int, answer: str,
+            transfer_draws: int) -> dict:
+    random, holdable = clf.controller.is_random, clf.model.holdable
+    out = {"n": n, "random": bool(random), "protocol": "+".join(protocols) if random else "white-box",
+           "eot": eot if random else 1, "answers": answers if random else 1,
+           "answer": answer if random else "deterministic", "transfer_draws": transfer_draws if random else 1,
+           "attacks": {col: [s.to_dict() for s in specs] for col, specs in columns.items()},
+           "randomness": "none" if not random else ("rna-core" if holdable else "own")}
+    if random and not holdable:
+        out.update(protocol="eot", protocols_skipped=dict(SKIPPED))
+    return out
+
+
+def evaluate(clf: Classifier, dataset, attacks: Attacks = (), protocol: str | Sequence[str] = "both", eot: int = 8,
+             rng: np.random.Generator | None = None, batch_size: int = 250, progress: bool = True, answers: int = 10,
+             answer: str = "per-batch", transfer_draws: int = 1, backend=None) -> dict:
+    """Clean and robust accuracy (fractions in [0, 1]) of ``clf`` on ``dataset`` under ``protocol``, every example
+    answered by ``answers`` fresh draws; ``eot`` is K of the adaptive attacks. See the module docstring for the
+    keys; ``<key>`` is the expected accuracy, ``<key>/persistent`` the persistent one, ``<key>/se`` their SEs.
+    ``clf`` may also be a user's torch module or MindSpore cell (``classifier.adopt``, run on ``backend``, by
+    default the framework's own)."""
+    if not isinstance(clf, Classifier):
+        clf = _adopt(clf, dataset, backend)
+    protocols = parse_protocols(protocol)
+    _check_settings(clf, dataset, answer, answers=answers, eot=eot, transfer_draws=transfer_draws,
+                    batch_size=batch_size)
+    rng = rng or np.random.default_rng(0)
+    columns = _columns(attacks)
+    threats = plan(clf.controller.is_random, clf.model.holdable, protocols)
+    clf.model.set_train(False)
+    tally, per_key, clusters = Tally(), {}, []
+    n_batches = num_batches(len(dataset), batch_size, False)
+    bar = tqdm(batches(dataset, batch_size), total=n_batches, desc="evaluate", disable=not progress, leave=False)
+    for b, (x, y) in enumerate(bar):
+        batch = Batch(clf, clf.check_images(x), clf.check_labels(y, len(x)), answers, answer == "per-example")
+        found = {"clean": [batch.answer(batch.x)]}
+        start = clusters[-1][-1] + 1 if clusters else 0
+        clusters.append(start + np.arange(len(y)) if batch.per_example else np.full(len(y), b))
+        for col, specs in columns.items():
+            for spec in specs:
+                job = Job(clf, batch, col, spec, rng, eot, transfer_draws, tally, found)
+                for threat in threats:
+                    threat.run(job)
+        _group(found, columns, protocols)
+        for key, value in found.items():
+            per_key.setdefault(key, []).append(value)
+    out = _header(clf, len(dataset), columns, protocols, eot, answers, answer, transfer_draws)
+    out.update(_scores(per_key, tally, np.concatenate(clusters), n_batches))
+    out["flags"] = flags(out)
+    if not clf.controller.is_random and columns:
+        out["note"] = "the model is deterministic (no randomness drawn or detected): only white-box attacks were run"
+    return out
+
+
+def _adopt(model, dataset, backend) -> Classifier:
+    """A user's module or cell as a Classifier, its randomness probed on the data set's first images."""
+    from ..classifier import adopt
+
+    probe, _ = next(batches(dataset, min(8, len(dataset))))
+    if getattr(dataset, "num_classes", None):
+        classes = dataset.num_classes
+    else:
+        classes = int(np.max(next(batches(dataset, len(dataset)))[1])) + 1
+    return adopt(model, classes, int(np.asarray(probe).shape[1]), np.asarray(probe, np.float32), backend)
+
+
+def score_examples(clf: Classifier, images: np.ndarray, labels: np.ndarray, answers: int = 10,
+                   answer: str = "per-batch", batch_size: int = 250) -> Score:
+    """Expected and persistent accuracy of given images (e.g. adversarial examples made by another library), each
+    answered by ``answers`` fresh draws: the rule every rna-core evaluation uses."""
+    if answer not in ANSWER_MODES:
+        raise ValueError(f"answer must be one of {ANSWER_MODES}, got {answer!r}")
+    clf.model.set_train(False)
+    images = clf.check_images(images)
+    labels = clf.check_labels(labels, len(images))
+    mats, clusters = [], []
+    for b, start in enumerate(range(0, len(labels), batch_size)):
+        batch = Batch(clf, images[start:start + batch_size], labels[start:start + batch_size], answers,
+                      answer == "per-example")
+        mats.append(batch.answer(batch.x))
+        n = len(batch.y)
+        clusters.append(start + np.arange(n) if batch.per_example else np.full(n, b))
+    return score([np.concatenate(mats)], np.concatenate(clusters))
+
+
+def trials(clf: Classifier, dataset, attacks: Attacks, n: int = 10, protocol: str = "paper", eot: int = 8,
+           seed: int = 0, batch_size: int = 250, progress: bool = True, answers: int = 1) -> dict:
+    """Repeat the evaluation ``n`` times with fresh draws (the RNA supplement's stability table): per metric the
+    list over trials and its mean, std, min and max."""
+    runs = [evaluate(clf, dataset, attacks, protocol, eot, np.random.default_rng([seed, t]), batch_size, progress,
+                     answers) for t in tqdm(range(n), desc="trials", disable=not progress, leave=False)]
+    keys = [k for k, v in runs[0].items() if isinstance(v, float) and "/se" not in k and not k.startswith("forw")]
+    return {k: {"trials": [r[k] for r in runs], "mean": float(np.mean([r[k] for r in runs])),
+                "std": float(np.std([r[k] for r in runs])), "min": float(min(r[k] for r in runs)),
+                "max": float(max(r[k] for r in runs))} for k in keys}
