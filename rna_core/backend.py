@@ -115,12 +115,11 @@ class Backend(ABC):
         """Instantiate a ``rna_core.models`` graph with weights initialised from ``seed`` (the framework's own
         RNG serves weight initialisation only; every other random number comes from the core)."""
 
-    def adopt(self, module: Any, num_classes: int, in_channels: int, probe: np.ndarray | None = None
-              ) -> tuple[Any, Backend]:
+    def adopt(self, module: Any, num_classes: int, in_channels: int, random: bool = False) -> tuple[Any, Backend]:
         """A user's own classifier (images in [0, 1] -> logits) as a model the core can train, attack and
-        evaluate, and the backend to run it with (the one of the device it lives on). Its ``holdable`` says
-        whether its draws can be held (rna-core's randomness or none) and its controller's ``is_random`` whether
-        it is random (detected on ``probe`` images for randomness rna-core does not draw)."""
+        evaluate, and the backend to run it with (the one of the device it lives on). Its draws are those of
+        rna-core's ``randomize``, if it made the module; else it has none and is ``random`` in its own way or not
+        (the core detects which: ``classifier.adopt``), and ``holdable`` says whether its draws can be held."""
         raise NotImplementedError(f"the {self.name} backend cannot adopt a user's model")
 
     def prepare(self, model: Any, speed: Speed) -> None:

@@ -95,6 +95,44 @@ def _local_name(name: object, source: Path) -> str:
     return name
 
 
+def read_json(path: Path, what: str) -> dict:
+    """The JSON object in ``path``; broken JSON, or anything but an object, is a ValueError naming the file."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a readable {what} (broken JSON: {e})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} is not a {what}: it holds a {type(value).__name__}, not a JSON object")
+    return value
+
+
+# what a sidecar must hold: key -> (types, what it is); the recipe is checked by ``Recipe.from_dict``
+SIDECAR = {"format": (str, "the format tag"), "weights": (str, "the weights' file"), "sha256": (str, "their hash"),
+           "recipe": (dict, "the recipe"), "arch": (dict, "the architecture"), "path_space": (dict, "the path space"),
+           "epoch": (int, "the epoch"), "history": (list, "the metric history"), "rng": (dict, "the random streams")}
+PARTIAL = {"step": (int, "steps done"), "sums": (list, "running sums"), "data_rng": (dict, "the data stream")}
+
+
+def check_sidecar(meta: dict, path: Path) -> dict:
+    """``meta`` if it holds every key of ``SIDECAR`` (and of ``PARTIAL`` under ``partial``) with its type; else a
+    ValueError naming the file and the key."""
+    for keys, holder, where in ((SIDECAR, meta, ""), (PARTIAL, meta.get("partial"), "partial.")):
+        if holder is None and where:
+            continue
+        if not isinstance(holder, dict):
+            raise ValueError(f"{path}: sidecar key 'partial' must be an object, got {holder!r}")
+        for key, (kind, what) in keys.items():
+            value = holder.get(key)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ValueError(f"{path}: sidecar key '{where}{key}' ({what}) must be a {kind.__name__}, got "
+                                 f"{'nothing' if key not in holder else repr(value)[:60]}")
+    if meta["epoch"] < 0 or any(not isinstance(h, dict) or not all(isinstance(h.get(k), int | float) for k in
+                                                                      ("train_loss", "train_acc")) for h in
+                                meta["history"]):
+        raise ValueError(f"{path}: sidecar keys 'epoch' / 'history' are not an epoch and its per-epoch metrics")
+    return meta
+
+
 def resolve(path: str | Path) -> Path:
     """The sidecar JSON of a checkpoint given as a run directory, a .json or a .safetensors path."""
     p = Path(path)
@@ -104,7 +142,7 @@ def resolve(path: str | Path) -> Path:
         latest = p / "latest.json"
         if not latest.is_file():
             raise FileNotFoundError(f"{p} holds no checkpoint (missing latest.json)")
-        p = p / (_local_name(json.loads(latest.read_text()).get("checkpoint"), latest) + ".json")
+        p = p / (_local_name(read_json(latest, "latest.json").get("checkpoint"), latest) + ".json")
     elif p.suffix == ".safetensors":
         p = p.with_suffix(".json")
     if not p.is_file():
@@ -115,9 +153,10 @@ def resolve(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
     """(model state, optimizer state, sidecar metadata); the weights' hash is checked."""
     sidecar = resolve(path)
-    meta = json.loads(sidecar.read_text())
+    meta = read_json(sidecar, "checkpoint sidecar")
     if meta.get("format") != FORMAT:
         raise ValueError(f"{sidecar}: not an rna-core checkpoint (format {meta.get('format')!r})")
+    check_sidecar(meta, sidecar)
     blob_path = sidecar.parent / _local_name(meta.get("weights"), sidecar)
     if not blob_path.is_file():
         raise FileNotFoundError(f"weights {blob_path} named by {sidecar} are missing")

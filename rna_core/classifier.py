@@ -11,9 +11,10 @@ from . import models
 from .apart import BNLayout, BNPerturbation
 from .backend import INPUT, Backend
 from .checkpoints import load_checkpoint
-from .controller import DrawController
+from .controller import Draw, DrawController, UnheldController
 from .losses import CE
 from .models.ctrw import add_random_weight
+from .own_model import differs
 from .paths import PathSpace
 from .registry import get_backend
 
@@ -141,13 +142,54 @@ def framework_of(model: Any) -> str:
     raise TypeError(f"{type(model).__name__} is neither a torch nn.Module nor a MindSpore nn.Cell")
 
 
-def adopt(model: Any, num_classes: int, in_channels: int, probe: np.ndarray | None = None,
+def adopt(model: Any, num_classes: int | None, in_channels: int, probe: np.ndarray | None = None,
           backend: str | Backend | None = None) -> Classifier:
     """A user's own classifier (a torch ``nn.Module`` or MindSpore ``nn.Cell`` mapping [0, 1] images to logits;
     randomized by ``rna_core.torch.randomize`` / ``rna_core.mindspore.randomize``, deterministic, or random in its
-    own way) as a Classifier: rna-core's training, attacks and evaluation run on it. ``probe`` images let the
-    backend detect randomness it does not draw."""
+    own way) as a Classifier: rna-core's training, attacks and evaluation run on it. On ``probe`` images (the first
+    batch) its output is checked first: one finite float tensor of shape (N, ``num_classes``; None: the width the
+    module gives, which needs a probe); and randomness rna-core does not draw is detected there (forwards on the
+    same images that differ, eval mode)."""
+    if num_classes is None and probe is None:
+        raise ValueError("adopt needs num_classes, or probe images to read the module's class count from")
     be = get_backend(backend or framework_of(model))
-    adopted, be = be.adopt(model, num_classes, in_channels, probe)
+    adopted, be = be.adopt(model, num_classes or 0, in_channels)
+    if probe is not None:
+        probe = np.asarray(probe, np.float32)
+        z = _outputs(be, adopted, probe)
+        if num_classes is None and z.ndim == 2:
+            num_classes = z.shape[1]
+            adopted, be = be.adopt(model, num_classes, in_channels)
+        check_logits(z, len(probe), num_classes, type(model).__name__)
+        if isinstance(adopted.controller, UnheldController) and differs(lambda: _outputs(be, adopted, probe)):
+            adopted, be = be.adopt(model, num_classes, in_channels, random=True)
     arch = {"name": f"adopted:{type(model).__name__}", "num_classes": num_classes, "in_channels": in_channels}
     return Classifier(be, adopted, adopted.controller, None, arch)
+
+
+def _outputs(be: Backend, model: Any, images: np.ndarray) -> np.ndarray:
+    """The host output of ``images`` in eval mode on a fixed draw (the controller's Generator is left alone; the
+    model's train / eval mode is restored)."""
+    c = model.controller
+    draw = Draw(np.zeros(c.space.num_layers, np.int64), np.zeros(c.noise_size, np.float32) if c.noise_size else None)
+    was = bool(getattr(model, "training", False))
+    model.set_train(False)
+    try:
+        out = be.logits(model, be.ops.tensor(images), draw)
+    finally:
+        model.set_train(was)
+    if isinstance(out, tuple | list | dict):
+        raise TypeError(f"the model must return one logits tensor, it returned a {type(out).__name__}")
+    return np.asarray(be.ops.numpy(out))
+
+
+def check_logits(z: np.ndarray, n: int, num_classes: int | None, name: str = "the model") -> None:
+    """``z`` must be finite float logits of shape (n, num_classes)."""
+    if z.ndim != 2 or z.shape[0] != n or (num_classes is not None and z.shape[1] != num_classes):
+        want = f"({n}, {num_classes}) for {num_classes} classes (the data set's)" if num_classes else f"({n}, K)"
+        raise ValueError(f"{name} gives outputs of shape {z.shape} for {n} images; expected logits of shape {want}")
+    if not np.issubdtype(z.dtype, np.floating):
+        raise ValueError(f"{name} gives {z.dtype} outputs; expected float logits")
+    if not np.isfinite(z).all():
+        raise ValueError(f"{name} gives NaN or infinite logits for {int((~np.isfinite(z)).any(1).sum())} of {n} "
+                         "images: a diverged or broken model")

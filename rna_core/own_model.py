@@ -82,12 +82,15 @@ class Plan:
 class Randomized:
     """What ``randomize`` leaves on the module, its one attribute ``rna`` (and ``rna_controller``, the controller
     again, the name the sampling policies are reached by): the ``plan``, the ``controller`` of its draws, the
-    backend's draw ``state`` its slots and random weight read, and whether it runs ``compiled``."""
+    backend's draw ``state`` its slots and random weight read, whether it runs ``compiled``, and ``weight_at``:
+    the submodule holding the random weight when the module itself cannot (torch's ``nn.Sequential`` runs every
+    child it holds)."""
 
     plan: Plan
     controller: DrawController
     state: Any
     compiled: bool = False
+    weight_at: str = ""
 
     @property
     def space(self) -> PathSpace:
@@ -106,7 +109,9 @@ class Randomized:
 
     @property
     def sigma_names(self) -> tuple[str, ...]:
-        return ("rna_random_weight.sigma",) if self.plan.weight is not None else ()
+        """The random weight's sigma, held by the module (or, ``weight_at``, by the submodule of that name)."""
+        at = f"{self.weight_at}." if self.weight_at else ""
+        return (f"{at}rna_random_weight.sigma",) if self.plan.weight is not None else ()
 
 
 def _takes(specs: tuple[NormSpec, ...], layer: Layer) -> str | None:

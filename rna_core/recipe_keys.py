@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .attacks import AttackSpec, pgd
+from .data.datasets import DATASETS
 from .norms import parse_norms
 from .protocols import ANSWER_MODES, parse_protocols
 from .validation import ConfigError, check_choice, check_range, check_types
@@ -25,19 +26,21 @@ KEY = "recipe key"
 
 @dataclass(frozen=True)
 class DataKeys:
-    """``dataset`` (``bundled``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``imagefolder``) under ``data_dir``,
-    ``image_size`` of an image folder, ``train_samples`` (a stratified prefix; None: all), the training
-    augmentation: random crops with ``crop_padding`` pixels of zero padding, horizontal ``flip``."""
+    """``dataset`` (``rna_core.data.DATASETS``) under ``data_dir``, ``image_size`` of an image folder (None: 224;
+    the other data sets have their own size, and another one is refused), ``train_samples`` (a stratified prefix;
+    None: all), the training augmentation: random crops with ``crop_padding`` pixels of zero padding, horizontal
+    ``flip``."""
 
     dataset: str = "cifar10"
     data_dir: str | None = None
-    image_size: int = 224
+    image_size: int | None = None
     train_samples: int | None = None
     crop_padding: int = 4
     flip: bool = True
 
     def __post_init__(self) -> None:
         check_types(self, KEY)
+        check_choice(KEY, "dataset", self.dataset, DATASETS)
         check_range(KEY, "image_size", self.image_size, 1)
         check_range(KEY, "train_samples", self.train_samples, 1)
         check_range(KEY, "crop_padding", self.crop_padding, 0)

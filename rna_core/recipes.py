@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from .attacks import AttackSpec, pgd
@@ -24,7 +25,7 @@ from .recipe_keys import (
     RunKeys,
     SpeedKeys,
 )
-from .validation import ConfigError, check_choice, check_range, check_types
+from .validation import ConfigError, UnknownKeyError, check_choice, check_range, check_types
 
 
 def _default_options() -> dict[str, Any]:
@@ -102,15 +103,15 @@ class Recipe:
         for key, value in overrides.items():
             head, _, sub = key.partition(".")
             if head not in where:
-                raise KeyError(f"unknown recipe key {key!r}; valid keys: {sorted(where)}")
+                raise UnknownKeyError(f"unknown recipe key {key!r}; valid keys: {sorted(where)}")
             section, _ = where[head]
             if sub:
                 spec = getattr(self, head)
                 if not dataclasses.is_dataclass(spec) or sub not in {f.name for f in fields(spec)}:
-                    raise KeyError(f"unknown recipe key {key!r}")
+                    raise UnknownKeyError(f"unknown recipe key {key!r}")
                 value = dataclasses.replace(changes.get(section, {}).get(head, spec), **{sub: value})
             elif isinstance(value, dict) and head.endswith("attack"):
-                value = AttackSpec(**value)
+                value = AttackSpec.from_dict(value, f"recipe key {head!r}")
             changes.setdefault(section, {})[head] = value
         top = changes.pop("", {})
         options = dict(self.options)
@@ -132,7 +133,8 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict) -> Recipe:
-        """A recipe from ``to_dict``'s record, or from the flat one of the sidecars before sections."""
+        """A recipe from ``to_dict``'s record, or from the flat one of the sidecars before sections (whose
+        ``image_size`` 224, the old default, means the data's own size for a data set other than an image folder)."""
         flat = {}
         for key, value in d.items():
             if key in SECTIONS or key == "options":
@@ -142,10 +144,21 @@ class Recipe:
                     flat.update(sub)
             else:
                 flat[key] = value
+        if flat.get("image_size") == 224 and flat.get("dataset") != "imagefolder":
+            flat["image_size"] = None
         unknown = set(flat) - set(_locations())
         if unknown:
-            raise KeyError(f"unknown recipe keys {sorted(unknown)}")
+            raise UnknownKeyError(f"unknown recipe keys {sorted(unknown)}")
         return cls().replace(**flat)
+
+
+def saved_recipe(meta: dict, where: str | Path) -> Recipe:
+    """The recipe a checkpoint's sidecar holds, checked as any recipe is; an invalid one is a ConfigError naming
+    ``where`` (the checkpoint) and the key."""
+    try:
+        return Recipe.from_dict(meta["recipe"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{where}: the checkpoint's recipe is invalid: {e}") from None
 
 
 def _plain(value: Any) -> Any:
@@ -247,6 +260,6 @@ def get_recipe(name: str | Recipe, **overrides) -> Recipe:
         base = name
     else:
         if name not in RECIPES:
-            raise KeyError(f"unknown recipe {name!r}; built-in recipes: {sorted(RECIPES)}")
+            raise UnknownKeyError(f"unknown recipe {name!r}; built-in recipes: {sorted(RECIPES)}")
         base = RECIPES[name]
     return base.replace(**overrides) if overrides else base

@@ -15,7 +15,7 @@ from .classifier import Classifier, load_classifier
 from .data import load_dataset
 from .evaluation import evaluate
 from .evaluation.evaluate import Attacks
-from .recipes import Recipe
+from .recipes import Recipe, saved_recipe
 
 
 @dataclass
@@ -36,7 +36,7 @@ def load_run(checkpoint: str | Path, backend: str | Backend = "torch", seed: int
     """Rebuild the checkpoint (run directory, .json sidecar or .safetensors file) on ``backend``."""
     path_seed, eval_seed = np.random.SeedSequence(seed).spawn(2)
     clf, meta = load_classifier(str(checkpoint), backend, np.random.default_rng(path_seed))
-    recipe = Recipe.from_dict(meta["recipe"])
+    recipe = saved_recipe(meta, checkpoint)
     test = load_dataset(recipe.dataset, "test", recipe.data_dir, recipe.image_size)
     test = test.subset(samples if samples is not None else recipe.eval_samples)
     return Run(clf, recipe, meta, test, np.random.default_rng(eval_seed))

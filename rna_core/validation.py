@@ -23,6 +23,14 @@ class ConfigError(ValueError):
     """A configuration value of the wrong type or out of range; the message names the key."""
 
 
+class UnknownKeyError(ConfigError, KeyError):
+    """A name that is not a key (of a recipe, an attack) or not registered (a recipe, a method); a KeyError too,
+    whose message reads as a sentence, not as a quoted name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def _coerce(value: Any, kind: Any, key: str) -> Any:
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):

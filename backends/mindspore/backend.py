@@ -104,13 +104,12 @@ class MindSporeBackend(Backend):
         ms.set_seed(seed)
         return Network.build(graph, controller, self.mode == "graph", self.world().size)
 
-    def adopt(self, module: ms.nn.Cell, num_classes: int, in_channels: int, probe: np.ndarray | None = None
+    def adopt(self, module: ms.nn.Cell, num_classes: int, in_channels: int, random: bool = False
               ) -> tuple[Network, MindSporeBackend]:
-        """A user's ``nn.Cell`` as a model of this backend (``own_model.adopt_cell``); randomness detected on
-        ``probe`` images (two forwards on the same input that differ)."""
+        """A user's ``nn.Cell`` as a model of this backend (``own_model.adopt_cell``)."""
         if not isinstance(module, ms.nn.Cell):
             raise TypeError(f"the mindspore backend adopts an nn.Cell, got {type(module).__name__}")
-        return adopt_cell(module, num_classes, in_channels, probe, self.mode == "graph", self.world().size), self
+        return adopt_cell(module, num_classes, in_channels, random, self.mode == "graph", self.world().size), self
 
     def prepare(self, model: Network, speed: Speed) -> None:
         """``precision`` ``fp16`` / ``bf16``: ``Network.mixed_precision`` (MindSpore's O2 level: convolutions and

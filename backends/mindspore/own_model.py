@@ -11,19 +11,19 @@ draw themselves). CTRW's noise and APART's BN perturbation reach the cell's laye
 user's ``construct(x)`` passes nothing on).
 
 ``adopt_cell`` makes any cell a ``network.Network`` (its one child ``module``): the draws of a randomized cell, or
-none for a cell that is deterministic or random in its own way (detected by ``differs_between_forwards``; only the
-protocols that hold no draw apply to it).
+none for a cell that is deterministic or random in its own way (detected by the core, ``classifier.adopt``; only
+the protocols that hold no draw apply to it).
 """
 
 from __future__ import annotations
 
 import mindspore as ms
 import numpy as np
-from mindspore import Tensor, nn
+from mindspore import nn
 
 from rna_core.apart import BNLayout
 from rna_core.controller import UnheldController
-from rna_core.own_model import Layer, Plan, Randomized, Target, differs, plan
+from rna_core.own_model import Layer, Plan, Randomized, Target, plan
 
 from .layers import DrawState, NormSlot, RandomWeight, unique_parameter_names
 from .network import Network
@@ -177,7 +177,7 @@ def carry_out(cell: nn.Cell, p: Plan, graph_mode: bool) -> None:
     cell.rna_controller = cell.rna.controller
 
 
-def adopt_cell(cell: nn.Cell, num_classes: int, in_channels: int, probe: np.ndarray | None, graph_mode: bool,
+def adopt_cell(cell: nn.Cell, num_classes: int, in_channels: int, random: bool, graph_mode: bool,
                world_size: int = 1) -> Network:
     """A ``Network`` around ``cell`` (see the module docstring)."""
     rna = getattr(cell, "rna", None)
@@ -187,16 +187,5 @@ def adopt_cell(cell: nn.Cell, num_classes: int, in_channels: int, probe: np.ndar
                              f"randomize it with graph_mode={graph_mode} for this backend")
         return Network([("module", cell)], rna.state, rna.controller, num_classes, in_channels, rna.bn_layout,
                        rna.sigma_names, True, graph_mode, world_size, prefix="module.")
-    random = probe is not None and differs_between_forwards(cell, Tensor(np.asarray(probe, np.float32)))
     return Network([("module", cell)], DrawState(1, 0, 0), UnheldController(random), num_classes, in_channels,
                    BNLayout((), (), ()), (), not random, graph_mode, world_size, prefix="module.")
-
-
-def differs_between_forwards(cell: nn.Cell, x: Tensor, tries: int = 3) -> bool:
-    """True when forwards on the same input (eval mode) give different logits (``rna_core.own_model.differs``)."""
-    was = cell.training
-    cell.set_train(False)
-    try:
-        return differs(lambda: cell(x).asnumpy(), tries)
-    finally:
-        cell.set_train(was)

@@ -75,15 +75,15 @@ class TorchBackend(Backend):
         torch.manual_seed(seed)
         return Network.build(graph, controller).to(self.device)
 
-    def adopt(self, module: torch.nn.Module, num_classes: int, in_channels: int,
-              probe: np.ndarray | None = None) -> tuple[Network, TorchBackend]:
+    def adopt(self, module: torch.nn.Module, num_classes: int, in_channels: int, random: bool = False
+              ) -> tuple[Network, TorchBackend]:
         """``module`` as a model of this backend (``own_model.adopt_module``), with the backend of the device it
         lives on."""
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"the torch backend adopts an nn.Module, got {type(module).__name__}")
         held = next(iter(module.parameters()), None)
         be = self if held is None or held.device == self.device else TorchBackend(str(held.device))
-        return adopt_module(module, num_classes, in_channels, probe, be.ops), be
+        return adopt_module(module, num_classes, in_channels, random), be
 
     def prepare(self, model: Network, speed: Speed) -> None:
         """``Network.prepare``; fp16 training scales the loss (``torch.amp.GradScaler``; its overflow check reads

@@ -13,13 +13,12 @@ and momentum = 0.1 (torch's defaults), whatever the replaced layer had.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from rna_core.apart import BNLayout
 from rna_core.controller import UnheldController
-from rna_core.own_model import Layer, Plan, Randomized, Target, differs, plan
+from rna_core.own_model import Layer, Plan, Randomized, Target, plan
 
 from .layers import DrawState, NormSlot, RandomWeight
 from .network import Network
@@ -110,15 +109,30 @@ def carry_out(module: nn.Module, p: Plan) -> None:
         parent, _, child = layer.name.rpartition(".")
         setattr(module.get_submodule(parent) if parent else module, child, slot)
     controller = p.controller()
-    module.rna = Randomized(p, controller, state)
+    at = _weight_holder(module, p.weight[0]) if p.weight is not None else ""
+    module.rna = Randomized(p, controller, state, weight_at=at)
     module.rna_controller = controller
     module.register_forward_pre_hook(_draw)  # before the weight's hook: the noise of this forward
     if p.weight is not None:
         name, shape = p.weight
         weight = RandomWeight(shape, 0, state).to(device)
-        module.add_module("rna_random_weight", weight)
+        module.get_submodule(at).add_module("rna_random_weight", weight)
         target = module if name == "input" else module.get_submodule(name)
         target.register_forward_pre_hook(_times_random_weight(weight))
+
+
+def _weight_holder(module: nn.Module, target: str) -> str:
+    """Where the random weight is registered: on ``module`` ("") unless it is an ``nn.Sequential``, which would run
+    it as one more layer; then on the submodule it weights (the input's: the first leaf)."""
+    if not isinstance(module, nn.Sequential):
+        return ""
+    name, holder = ("", module) if target == "input" else (target, module.get_submodule(target))
+    while isinstance(holder, nn.Sequential):
+        first = next(iter(holder.named_children()), None)
+        if first is None:
+            raise ValueError("random_weight: an empty nn.Sequential has no layer to hold the weight")
+        name, holder = (f"{name}.{first[0]}" if name else first[0]), first[1]
+    return name
 
 
 @torch.no_grad()
@@ -132,25 +146,13 @@ def _copy_weights(layer: nn.Module, target: nn.Module) -> None:
         target.running_var.copy_(layer.running_var)
 
 
-def adopt_module(module: nn.Module, num_classes: int, in_channels: int, probe: np.ndarray | None, ops) -> Network:
+def adopt_module(module: nn.Module, num_classes: int, in_channels: int, random: bool) -> Network:
     """A ``Network`` around ``module`` (its one child ``module``): the draws of a ``randomize``d module, or none for a
-    module that is deterministic or random in its own way (detected on ``probe`` images: two forwards on the same
-    input that differ); only a module whose draws rna-core holds (or that has none) is ``holdable``."""
+    module that is deterministic or (``random``) random in its own way; only a module whose draws rna-core holds (or
+    that has none) is ``holdable``."""
     rna = getattr(module, "rna", None)
     if isinstance(rna, Randomized):
         return Network([("module", module)], rna.state, rna.controller, num_classes, in_channels, rna.bn_layout,
                        rna.sigma_names, True, prefix="module.")
-    random = probe is not None and differs_between_forwards(module, ops.tensor(probe))
     return Network([("module", module)], DrawState(1, 0, 0), UnheldController(random), num_classes, in_channels,
                    BNLayout((), (), ()), (), not random, prefix="module.")
-
-
-def differs_between_forwards(module: nn.Module, x: torch.Tensor, tries: int = 3) -> bool:
-    """True when forwards on the same input (eval mode) give different logits (``rna_core.own_model.differs``)."""
-    was = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            return differs(lambda: module(x).cpu().numpy(), tries)
-    finally:
-        module.train(was)

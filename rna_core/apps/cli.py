@@ -14,6 +14,7 @@ from ..protocols import ANSWER_MODES, parse_protocols
 from ..recipes import RECIPES, get_recipe
 from ..runs import load_run, parse_labelled
 from ..training import train
+from .outputs import output_dir, output_files
 from .reports import markdown, trials_markdown, write_text
 
 
@@ -74,6 +75,10 @@ def cmd_train(args) -> int:
 def cmd_compare(args) -> int:
     """Train the recipe once per norm spec and print their test accuracies side by side."""
     base = get_recipe(args.recipe, **_overrides(args.set))
+    if args.json:
+        output_files("--json", args.json)
+    if args.out:
+        output_dir(args.out, "compare --out")
     results = {}
     for norms in args.norms or ["bn", base.norms]:
         random = len(parse_norms(norms)) > 1
@@ -108,6 +113,8 @@ def cmd_evaluate(args) -> int:
     from ..evaluation import evaluate, trials
     from .model_card import card_markdown, model_card
 
+    if args.report:
+        output_files("--report", *(Path(args.report).with_suffix(s) for s in (".md", ".json")))
     run = _run(args)
     attacks = _attacks(args.attacks, args.eps / 255)
     progress = not args.quiet
@@ -145,6 +152,7 @@ def cmd_sanity(args) -> int:
 def cmd_study(args) -> int:
     from . import studies
 
+    output_dir(args.out, "study --out")
     run = _run(args)
     clf, data = run.classifier, run.test
     spec = pgd(args.steps, args.eps / 255, args.eps / 255 / 4)
@@ -163,6 +171,7 @@ def cmd_ctrw_report(args) -> int:
     """Table 6 and Fig. 3a over every run given; Fig. 3b on the checkpoint (the first run)."""
     from . import ctrw_report
 
+    output_dir(args.out, "ctrw-report --out")
     runs = {Path(args.checkpoint).name: args.checkpoint, **parse_labelled(args.compare)}
     table = ctrw_report.positive_samples(runs, args.out, args.eps_r, samples=args.ps_samples, seed=args.seed)
     dist = ctrw_report.sigma_distribution(runs, args.out)
@@ -181,6 +190,7 @@ def cmd_apart_report(args) -> int:
     from ..data import load_dataset
     from . import apart_report
 
+    output_dir(args.out, "apart-report --out")
     run = _run(args)
     recipe = run.recipe
     train_data = load_dataset(recipe.dataset, "train", recipe.data_dir, recipe.image_size).subset(args.train_samples)
@@ -338,6 +348,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _origin(e: BaseException) -> str:
+    """``file:line`` of where ``e`` was raised."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else "?"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -345,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, OSError, ImportError, RuntimeError, ArithmeticError) as e:
         if args.debug or os.environ.get("RNA_DEBUG"):
             raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        message = str(e)
+        if isinstance(e, KeyError) and e.args and " " not in str(e.args[0]):  # a bare lookup that escaped a check
+            message = f"missing key {e.args[0]!r} ({type(e).__name__} in {_origin(e)})"
         print(f"rna-core: error: {message}", file=sys.stderr)
         return 2
 

@@ -24,7 +24,7 @@ from ..checkpoints import load_checkpoint
 from ..classifier import Classifier, graph_from_arch
 from ..evaluation import evaluate
 from ..models.ctrw import random_weights
-from ..recipes import Recipe
+from ..recipes import Recipe, saved_recipe
 from .plots import pyplot, save
 
 
@@ -34,7 +34,7 @@ def _learned(run: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
     names = list(random_weights(graph_from_arch(meta["arch"])))
     if not names:
         raise ValueError(f"{run}: this report needs a model with CTRW random weights")
-    return {n: (state[f"{n}.mu"], state[f"{n}.sigma"]) for n in names}, Recipe.from_dict(meta["recipe"])
+    return {n: (state[f"{n}.mu"], state[f"{n}.sigma"]) for n in names}, saved_recipe(meta, run)
 
 
 def _metrics(run: Path) -> dict:

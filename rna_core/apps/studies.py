@@ -24,6 +24,13 @@ def _accuracy(clf: Classifier, adv, y: np.ndarray) -> float:
     return float((clf.logits(adv).argmax(1) == y).mean())
 
 
+def _paths(clf: Classifier, study: str) -> None:
+    """The studies compare normalization paths: a model with one path (or none rna-core draws) is an error."""
+    if clf.space.num_layers == 0 or int(clf.space.counts.max()) < 2:
+        raise ValueError(f"the {study} study compares normalization paths, and this model has a single one (no "
+                         "layer with several candidates): study a model trained with several norms, e.g. bn+in")
+
+
 def _names(clf: Classifier) -> list[str]:
     first = clf.space.candidates[0]
     if any(c != first for c in clf.space.candidates):
@@ -38,6 +45,7 @@ def _batch(dataset, n: int):
 
 def transfer_matrix(clf: Classifier, dataset, attack: AttackSpec, out_dir: str | Path, n: int = 500,
                     seed: int = 0) -> dict:
+    _paths(clf, "transfer")
     rng = np.random.default_rng(seed)
     names = _names(clf)
     x, y = _batch(dataset, n)
@@ -76,6 +84,7 @@ def _perturb_path(clf: Classifier, p: np.ndarray, d: int, rng: np.random.Generat
 
 def path_difference(clf: Classifier, dataset, attack: AttackSpec, out_dir: str | Path, n: int = 500,
                     pairs: int = 10, distances: list[int] | None = None, seed: int = 0) -> dict:
+    _paths(clf, "path-difference")
     if not clf.space.layer_free:
         raise ValueError("path difference needs a layer-free path space")
     rng = np.random.default_rng(seed)
@@ -114,6 +123,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def gradient_similarity(clf: Classifier, dataset, out_dir: str | Path, n: int = 500, pairs: int = 10,
                         seed: int = 0) -> dict:
+    _paths(clf, "gradients")
     x, y = _batch(dataset, n)
     ops = clf.backend.ops
     clf.model.set_train(False)

@@ -8,9 +8,10 @@ model's randomness afresh (Athalye et al. 2018). The formulas live with the loop
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass
 
-from ..validation import check_range, check_types
+from ..validation import UnknownKeyError, check_range, check_types
 from .registry import kind_of, names
 
 NORMS = ("linf", "l2")
@@ -52,6 +53,9 @@ class AttackSpec:
             raise ValueError(f"attack norm must be one of {NORMS}, got {self.norm!r}")
         if not self.eps >= 0 or not self.alpha >= 0:
             raise ValueError(f"attack eps and alpha must be >= 0, got eps={self.eps}, alpha={self.alpha}")
+        if math.isinf(self.eps) and not kind.minimum_norm:
+            raise ValueError(f"attack {self.name}: eps must be finite (an unbounded eps is for the minimum-norm "
+                             f"attacks {names('minimum_norm')}), got {self.eps}")
         for key in ("steps", "restarts", "eot", "search_steps", "n_targets"):
             check_range(f"attack {self.name}:", key, getattr(self, key), 1)
         for key in ("c", "kappa", "lr", "overshoot", "decay"):
@@ -83,3 +87,12 @@ class AttackSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "attack") -> AttackSpec:
+        """A spec from ``to_dict``'s record; an unknown key is a KeyError naming it (and ``where`` it was)."""
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise UnknownKeyError(f"unknown key(s) {unknown} in {where}; an attack takes "
+                           f"{[f.name for f in dataclasses.fields(cls)]}")
+        return cls(**d)

@@ -102,16 +102,28 @@ def load_bundled(split: str) -> ArrayDataset:
     return ArrayDataset(x, y.astype(np.int64), 10, FMNIST_MEAN, FMNIST_STD, f"bundled-fashion-mnist/{split}")
 
 
-def load_dataset(name: str, split: str, data_dir: str | Path | None = None, image_size: int = 224):
-    """A named data set: ``bundled``, ``fashion_mnist``, ``mnist``, ``cifar10``, ``cifar100``, ``imagefolder``.
+DATASETS = ("bundled", "fashion_mnist", "mnist", "cifar10", "cifar100", "imagefolder")
 
-    Every name but ``bundled`` reads the user's ``data_dir`` in the published format; for
-    ``imagefolder`` (ImageNet layout) ``data_dir`` holds ``train/`` and ``val/``.
-    """
+
+def load_dataset(name: str, split: str, data_dir: str | Path | None = None, image_size: int | None = None):
+    """A named data set of ``DATASETS``. Every name but ``bundled`` reads the user's ``data_dir`` in the published
+    format; for ``imagefolder`` (ImageNet layout) ``data_dir`` holds ``train/`` and ``val/``, its images resized
+    to ``image_size`` (None: 224). The other data sets have their own size: an ``image_size`` of another size is an
+    error, not a silent skip."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if name == "bundled":
-        return load_bundled(split)
+    if name == "imagefolder":
+        return _image_folder(split, data_dir, image_size or 224)
+    data = load_bundled(split) if name == "bundled" else _arrays(name, split, data_dir)
+    if image_size is not None and data.shape[1:] != (image_size, image_size):
+        raise ValueError(f"image_size={image_size} cannot be honoured: {name} images are "
+                         f"{data.shape[1]} x {data.shape[2]} (image_size resizes image folders only; leave it unset)")
+    return data
+
+
+def _arrays(name: str, split: str, data_dir: str | Path | None):
     if data_dir is None:
         raise ValueError(f"data set {name!r} needs data_dir (the directory holding its published files)")
     root = Path(data_dir).expanduser()
@@ -121,17 +133,22 @@ def load_dataset(name: str, split: str, data_dir: str | Path | None = None, imag
         x, y = load_idx_dir(root, split)
         mean, std = (FMNIST_MEAN, FMNIST_STD) if name == "fashion_mnist" else (MNIST_MEAN, MNIST_STD)
         return ArrayDataset(x, y, 10, mean, std, f"{name}/{split}")
-    if name in ("cifar10", "cifar100"):
-        k = 10 if name == "cifar10" else 100
-        x, y = load_cifar(root, split, k)
-        return ArrayDataset(x, y, k, CIFAR_MEAN, CIFAR_STD, f"{name}/{split}")
-    if name == "imagefolder":
-        missing = [s for s in ("train", "val") if not (root / s).is_dir()]
-        if missing:
-            raise DataFormatError(f"image folder {root} lacks {' and '.join(f'{s}/' for s in missing)} (expected "
-                                  "train/<class>/<image> and val/<class>/<image>)")
-        if split == "train":
-            return ImageFolderDataset(root / "train", image_size)
-        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-        return ImageFolderDataset(root / "val", image_size, classes=classes)
-    raise ValueError(f"unknown data set {name!r}; known: bundled, fashion_mnist, mnist, cifar10, cifar100, imagefolder")
+    k = 10 if name == "cifar10" else 100
+    x, y = load_cifar(root, split, k)
+    return ArrayDataset(x, y, k, CIFAR_MEAN, CIFAR_STD, f"{name}/{split}")
+
+
+def _image_folder(split: str, data_dir: str | Path | None, image_size: int):
+    if data_dir is None:
+        raise ValueError("data set 'imagefolder' needs data_dir (the directory holding train/ and val/)")
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DataFormatError(f"data_dir {root} does not exist (data set 'imagefolder')")
+    missing = [s for s in ("train", "val") if not (root / s).is_dir()]
+    if missing:
+        raise DataFormatError(f"image folder {root} lacks {' and '.join(f'{s}/' for s in missing)} (expected "
+                              "train/<class>/<image> and val/<class>/<image>)")
+    if split == "train":
+        return ImageFolderDataset(root / "train", image_size)
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    return ImageFolderDataset(root / "val", image_size, classes=classes)

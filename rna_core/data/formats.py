@@ -74,12 +74,29 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         raise DataFormatError(f"refusing to unpickle {module}.{name}: not a CIFAR data batch")
 
 
-def _read_cifar_pickle(path: Path) -> dict:
+def _read_cifar_pickle(path: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N x 3 x 32 x 32 uint8) and labels of a CIFAR python batch: a dict whose ``data`` holds N x 3072
+    bytes and whose ``key`` holds N integer labels; anything else is a DataFormatError naming the file."""
     try:
         d = _ArrayOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
         raise DataFormatError(f"{path} is not a CIFAR python batch: {e}") from None
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+    if not isinstance(d, dict):
+        raise DataFormatError(f"{path} is not a CIFAR python batch: it holds a {type(d).__name__}, not a dict")
+    d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+    if "data" not in d or key not in d:
+        raise DataFormatError(f"{path} lacks 'data' or '{key}'")
+    try:
+        data, labels = np.asarray(d["data"]), np.asarray(d[key])
+    except (ValueError, TypeError) as e:
+        raise DataFormatError(f"{path}: 'data' or '{key}' is not an array: {e}") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
+        raise DataFormatError(f"{path}: 'data' must be N x 3072 uint8 (32 x 32 RGB rows), got {data.dtype} "
+                              f"{data.shape}")
+    if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataFormatError(f"{path}: '{key}' must be {len(data)} integer labels (one per image), got "
+                              f"{labels.dtype} {labels.shape}")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
 def _cifar_root(root: Path, names: tuple[str, ...]) -> Path | None:
@@ -106,12 +123,9 @@ def load_cifar(root: Path, split: str, num_classes: int) -> tuple[np.ndarray, np
     xs, ys = [], []
     for stem in stems:
         if (base / stem).is_file():
-            d = _read_cifar_pickle(base / stem)
-            key = "labels" if num_classes == 10 else "fine_labels"
-            if "data" not in d or key not in d:
-                raise DataFormatError(f"{base / stem} lacks 'data' or '{key}'")
-            xs.append(np.asarray(d["data"], np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(d[key], np.int64))
+            x, y = _read_cifar_pickle(base / stem, "labels" if num_classes == 10 else "fine_labels")
+            xs.append(x)
+            ys.append(y)
         elif (base / f"{stem}.bin").is_file():
             raw = np.frombuffer((base / f"{stem}.bin").read_bytes(), np.uint8)
             head = 1 if num_classes == 10 else 2

@@ -40,16 +40,24 @@ class Batch:
         self.per_example = per_example and clf.controller.is_random
 
     def answer(self, images: np.ndarray, answers: int | None = None) -> np.ndarray:
-        """(N, R) correctness of ``images`` under fresh draws (the current policy's draws)."""
-        clf = self.clf
+        """(N, R) correctness of ``images`` under fresh draws (the current policy's draws); a non-finite logit
+        is an error, not a wrong answer (argmax of NaN would score as class 0)."""
         r = self.answers if answers is None else answers
         out = np.empty((len(self.y), r), bool)
         for j in range(r):
             if self.per_example:
-                out[:, j] = [clf.logits(images[i:i + 1]).argmax(1)[0] == self.y[i] for i in range(len(self.y))]
+                out[:, j] = [self._predict(images[i:i + 1])[0] == self.y[i] for i in range(len(self.y))]
             else:
-                out[:, j] = clf.logits(images).argmax(1) == self.y
+                out[:, j] = self._predict(images) == self.y
         return out
+
+    def _predict(self, images: np.ndarray) -> np.ndarray:
+        z = self.clf.logits(images)
+        if not np.isfinite(z).all():
+            raise FloatingPointError(f"the model gives NaN or infinite logits for {int((~np.isfinite(z)).any(1).sum())}"
+                                     f" of {len(z)} images: its accuracy would be meaningless (a diverged or "
+                                     "broken model)")
+        return z.argmax(1)
 
     def submitted(self, adv: np.ndarray, spec: AttackSpec) -> tuple[np.ndarray, np.ndarray]:
         """(what the attacker submits, its L2 distances): a minimum-norm attack's output beyond its budget is

@@ -159,15 +159,14 @@ def evaluate(clf: Classifier, dataset, attacks: Attacks = (), protocol: str | Se
 
 
 def _adopt(model, dataset, backend) -> Classifier:
-    """A user's module or cell as a Classifier, its randomness probed on the data set's first images."""
+    """A user's module or cell as a Classifier, checked and its randomness probed on the data set's first images;
+    the class count is the data set's ``num_classes``, else the module's output width (the labels are checked
+    against it batch by batch)."""
     from ..classifier import adopt
 
     probe, _ = next(batches(dataset, min(8, len(dataset))))
-    if getattr(dataset, "num_classes", None):
-        classes = dataset.num_classes
-    else:
-        classes = int(np.max(next(batches(dataset, len(dataset)))[1])) + 1
-    return adopt(model, classes, int(np.asarray(probe).shape[1]), np.asarray(probe, np.float32), backend)
+    probe = np.asarray(probe, np.float32)
+    return adopt(model, getattr(dataset, "num_classes", None) or None, int(probe.shape[1]), probe, backend)
 
 
 def score_examples(clf: Classifier, images: np.ndarray, labels: np.ndarray, answers: int = 10,

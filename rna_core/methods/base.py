@@ -20,6 +20,7 @@ from ..backend import PARAMS, Grad
 from ..controller import Draw
 from ..losses import Loss
 from ..ops import T
+from ..validation import UnknownKeyError
 
 if TYPE_CHECKING:
     from ..classifier import Classifier
@@ -151,7 +152,7 @@ def register_method(method: Method) -> Method:
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
-        raise KeyError(f"unknown training method {name!r}; known: {sorted(METHODS)}")
+        raise UnknownKeyError(f"unknown training method {name!r}; known: {sorted(METHODS)}")
     return METHODS[name]
 
 

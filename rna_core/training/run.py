@@ -18,10 +18,10 @@ from ..backend import Backend, SGDConfig, Speed
 from ..checkpoints import atomic_write, load_checkpoint, remove_stale_temporaries, resolve
 from ..classifier import Classifier, adopt, build_classifier
 from ..data import load_dataset
-from ..data.loader import num_batches
+from ..data.loader import batches, num_batches
 from ..evaluation import evaluate
 from ..methods import get_method
-from ..recipes import Recipe, get_recipe
+from ..recipes import Recipe, get_recipe, saved_recipe
 from ..registry import get_backend
 from ..run_lock import RunLock
 from .callbacks import Checkpoints, Divergence, Logging, Progress
@@ -57,11 +57,20 @@ def _arch(recipe: Recipe, data) -> dict:
     return arch
 
 
-def initialise_from(clf: Classifier, checkpoint: str, verbose: bool, partial: bool = False) -> None:
-    """Copy every entry of ``checkpoint`` whose name and shape the model has (a pretrained start). Unless
-    ``partial``, at least half of the checkpoint's entries must fit: a checkpoint of another architecture is an
-    error that lists what did not match, not a silently random start."""
-    source, _, _ = load_checkpoint(checkpoint)
+def init_weights(checkpoint: str) -> dict[str, np.ndarray]:
+    """The weights of ``init_checkpoint`` (read before any data or framework); errors name the recipe key."""
+    try:
+        return load_checkpoint(checkpoint)[0]
+    except (ValueError, OSError) as e:
+        raise type(e)(f"recipe key 'init_checkpoint': {e}") from None
+
+
+def initialise_from(clf: Classifier, checkpoint: str, verbose: bool, partial: bool = False,
+                    source: dict[str, np.ndarray] | None = None) -> None:
+    """Copy every entry of ``checkpoint`` (its weights ``source`` if already read) whose name and shape the model
+    has (a pretrained start). Unless ``partial``, at least half of the checkpoint's entries must fit: a checkpoint
+    of another architecture is an error that lists what did not match, not a silently random start."""
+    source = init_weights(checkpoint) if source is None else source
     state = clf.backend.get_state(clf.model)
     taken = {k: v for k, v in source.items() if k in state and v.shape == state[k].shape}
     if not taken:
@@ -95,28 +104,49 @@ def default_run_dir(recipe: Recipe) -> Path:
         f"-{recipe.method}-seed{recipe.seed}"
 
 
+def _existing_run(run_dir: Path, resume: bool) -> bool:
+    """Whether ``run_dir`` holds a run to resume (read under the run lock); a run without ``resume`` and a
+    ``resume`` without a run are errors."""
+    has_ckpt = (run_dir / "latest.json").is_file()
+    if has_ckpt and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) or another out_dir")
+    if resume and not has_ckpt:
+        raise FileNotFoundError(f"cannot resume: {run_dir} holds no checkpoint (no latest.json)")
+    return has_ckpt
+
+
 def _resume(state: RunState, be: Backend) -> None:
     """Weights, momentum, streams, history and place of the run directory's latest checkpoint (same recipe but for
     ``RESUMABLE_CHANGES``)."""
     weights, opt_state, meta = load_checkpoint(state.run_dir)
     wanted = json.loads(json.dumps(state.recipe.flat()))
-    saved = json.loads(json.dumps(Recipe.from_dict(meta["recipe"]).flat()))
+    saved = json.loads(json.dumps(saved_recipe(meta, state.run_dir).flat()))
     diff = sorted(k for k in wanted if saved.get(k) != wanted[k] and k not in RESUMABLE_CHANGES)
     if diff:
         raise ValueError(f"cannot resume {state.run_dir}: recipe differs in {diff}")
     be.set_state(state.clf.model, weights)
     be.set_state(state.clf.model, opt_state, optimizer=state.optimizer)
     for name in STREAMS:
-        state.streams[name].bit_generator.state = meta["rng"][name]
+        _restore(state.streams[name], meta["rng"].get(name), f"{state.run_dir}: sidecar key 'rng.{name}'")
     state.history, state.start_epoch = meta["history"], meta["epoch"] + 1
     if "partial" in meta:  # a mid-epoch checkpoint: replay the epoch's data order, skip the steps done
         state.start_epoch, state.partial = meta["epoch"], meta["partial"]
-        state.streams["data"].bit_generator.state = state.partial["data_rng"]
+        _restore(state.streams["data"], state.partial["data_rng"], f"{state.run_dir}: sidecar key 'partial.data_rng'")
 
 
-def _setup(recipe: Recipe, be: Backend, run_dir: Path, train_data, model: Any, resume: bool) -> RunState:
+def _restore(stream: np.random.Generator, saved: Any, where: str) -> None:
+    """Set ``stream`` to a saved bit-generator state; a missing or foreign one is a ValueError naming ``where``."""
+    try:
+        stream.bit_generator.state = saved
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{where} is not a saved {type(stream.bit_generator).__name__} state ({e})") from None
+
+
+def _setup(recipe: Recipe, be: Backend, run_dir: Path, train_data, model: Any, resume: bool,
+           init: dict[str, np.ndarray] | None) -> RunState:
     """The run's state: streams from the seed, the classifier (built, or the user's ``model`` adopted) as the speed
-    keys say, its optimizer, and the checkpoint's state when resuming (else ``init_checkpoint``'s weights)."""
+    keys say, its optimizer, and the checkpoint's state when resuming (else ``init``, ``init_checkpoint``'s
+    weights)."""
     seeds = np.random.SeedSequence(recipe.seed).spawn(len(STREAMS))
     streams = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
     world = be.world()
@@ -124,7 +154,8 @@ def _setup(recipe: Recipe, be: Backend, run_dir: Path, train_data, model: Any, r
         clf = build_classifier(_arch(recipe, train_data), recipe.norms, recipe.layer_free, be, streams["path"],
                                recipe.seed)
     else:
-        clf = adopt(model, train_data.num_classes, train_data.shape[0], backend=be)
+        probe, _ = next(batches(train_data, min(8, len(train_data))))
+        clf = adopt(model, train_data.num_classes, train_data.shape[0], probe, backend=be)
     be.prepare(clf.model, Speed(recipe.precision, recipe.channels_last, recipe.compile, recipe.compile_mode,
                                 recipe.sync_bn))
     optimizer = be.make_optimizer(clf.model, SGDConfig(recipe.lr, recipe.momentum, recipe.weight_decay))
@@ -134,8 +165,8 @@ def _setup(recipe: Recipe, be: Backend, run_dir: Path, train_data, model: Any, r
     state = RunState(recipe, run_dir, clf, optimizer, get_method(recipe.method), streams, world, train_data, steps)
     if resume:
         _resume(state, be)
-    elif recipe.init_checkpoint:
-        initialise_from(clf, recipe.init_checkpoint, world.is_main, recipe.init_partial)
+    elif init is not None:
+        initialise_from(clf, recipe.init_checkpoint, world.is_main, recipe.init_partial, source=init)
     return state
 
 
@@ -157,20 +188,18 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
     """
     recipe = get_recipe(recipe, **overrides)
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(recipe)
-    has_ckpt = (run_dir / "latest.json").is_file()
-    if has_ckpt and not resume:
-        raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) or another out_dir")
-    if resume and not has_ckpt:
-        raise FileNotFoundError(f"cannot resume: {run_dir} holds no checkpoint (no latest.json)")
     _check_writable(run_dir)
-    train_data, test_data = _datasets(recipe)
+    _existing_run(run_dir, resume)  # early word; checked again under the lock, which decides
+    init = init_weights(recipe.init_checkpoint) if recipe.init_checkpoint and not resume else None
     be = get_backend(backend)
     world = be.world()  # data parallel under torchrun / msrun (rna_core.distributed); joined before any model exists
     with ExitStack() as held:
-        if world.is_main:  # one training process per run directory
+        if world.is_main:  # one training process per run directory; it looks into the directory once it holds it
             held.enter_context(RunLock(run_dir))
             remove_stale_temporaries(run_dir)
-        state = _setup(recipe, be, run_dir, train_data, model, has_ckpt)
+        has_ckpt = _existing_run(run_dir, resume)
+        train_data, test_data = _datasets(recipe)
+        state = _setup(recipe, be, run_dir, train_data, model, has_ckpt, init)
         fit(state, [Divergence(), Progress(progress and world.is_main), Logging(), Checkpoints()])
         if not world.is_main:  # rank 0 writes the checkpoints and evaluates
             return TrainResult(recipe, run_dir, run_dir / "latest.json", state.history, classifier=state.clf)

@@ -21,8 +21,13 @@ from ..recipes import Recipe
 STREAMS = ("data", "path", "attack", "eval")  # data order and augmentation, paths, attack numbers, evaluation
 
 
+# a mean training loss above EXPLOSION * ln K (K classes) is a diverged run (``RunState.read``)
+EXPLOSION = 100.0
+
+
 class TrainingDiverged(FloatingPointError):
-    """The loss or the weights became non-finite; the run directory keeps the last finite checkpoint."""
+    """The loss or the weights became non-finite, or the loss exploded; the run directory keeps the last finite
+    checkpoint."""
 
 
 @dataclass
@@ -49,6 +54,7 @@ class RunState:
     lr: float = 0.0
     sums: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
     last_read: int = 0
+    read_sums: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
     data_rng: dict | None = None
     started: float = 0.0
 
@@ -59,6 +65,7 @@ class RunState:
         self.skip = self.partial["step"] if self.partial else 0
         self.sums = list(self.partial["sums"]) if self.partial else [0.0, 0.0, 0.0]
         self.step = self.last_read = self.skip
+        self.read_sums = [float(v) for v in self.sums]
         self.partial = None
 
     def batches(self):
@@ -77,13 +84,20 @@ class RunState:
         return self.step == self.steps_per_epoch
 
     def read(self) -> list[float]:
-        """The running sums as numbers (one host read); raises ``TrainingDiverged`` if the loss became non-finite."""
+        """The running sums as numbers (one host read); raises ``TrainingDiverged`` if the loss became non-finite
+        or exploded: a mean loss since the last read above ``EXPLOSION`` * ln K (K classes; ln K is the loss of a
+        uniform guess, so this is a model far worse than chance that stays finite, e.g. after a too large lr)."""
         sums = [float(v) for v in self.sums]
-        if not math.isfinite(sums[0]):
-            raise TrainingDiverged(f"the training loss became {sums[0]} at epoch {self.epoch}, between steps "
+        seen = sums[2] - self.read_sums[2]
+        mean = (sums[0] - self.read_sums[0]) / seen if seen else 0.0
+        limit = EXPLOSION * math.log(max(self.clf.model.num_classes, 2))
+        if not math.isfinite(sums[0]) or mean > limit:
+            what = f"became {sums[0]}" if not math.isfinite(sums[0]) else \
+                f"exploded to a mean of {mean:.4g} (over {EXPLOSION} * ln K = {limit:.4g})"
+            raise TrainingDiverged(f"the training loss {what} at epoch {self.epoch}, between steps "
                                    f"{self.last_read} and {self.step - 1} (lr {self.lr:.3g}); {self.run_dir} keeps "
                                    "the last finite checkpoint, if any: lower lr and resume from it or start again")
-        self.sums, self.last_read = sums, self.step
+        self.sums, self.read_sums, self.last_read = sums, sums, self.step
         return sums
 
     def meta(self) -> dict:

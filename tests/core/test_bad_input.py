@@ -46,6 +46,11 @@ BAD_RECIPES = [
     ("ctrw_variant", "middle", "'ctrw_variant' must be one of"),
     ("eval_protocol", "fixed-path", "'eval_protocol'"),
     ("norms", "bn+xn", "'norms'"),
+    ("norms", "gn:0", "recipe key 'norms': group argument must be >= 1"),
+    ("norms", "gn@64-1", "recipe key 'norms': bad range in 'gn@64-1'"),
+    ("norms", "gn@1-3", "recipe key 'norms': bad range in 'gn@1-3'"),
+    ("dataset", "cifar11", "'dataset' must be one of"),
+    ("train_attack.eps", math.inf, "eps must be finite"),
     ("eval_eot", 0, "'eval_eot' must be in"),
     ("eval_answers", 0, "'eval_answers' must be in"),
     ("eval_transfer_draws", -2, "'eval_transfer_draws' must be in"),
@@ -183,3 +188,151 @@ def test_checkpoint_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_unknown_attack_field_is_named_by_api_and_cli(tmp_path, capsys):
+    from rna_core.apps.cli import main
+
+    with pytest.raises(KeyError, match=r"unknown key\(s\) \['epz'\] in recipe key 'train_attack'"):
+        get_recipe("quick", train_attack={"epz": 3})
+    assert main(["train", "--set", "train_attack.epz=3", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "train_attack" in capsys.readouterr().err
+
+
+def test_an_unbounded_eps_is_kept_for_minimum_norm_attacks():
+    assert math.isinf(A.AttackSpec.from_dict({"name": "cw", "eps": math.inf}).eps)
+    with pytest.raises(ValueError, match="eps must be finite"):
+        A.AttackSpec.from_dict({"name": "pgd", "eps": math.inf})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "is not a readable latest.json"), ("[1, 2]", "holds a list, not a JSON object")])
+def test_broken_latest_json_names_the_file(tmp_path, text, message):
+    from rna_core.checkpoints import load_checkpoint
+
+    (tmp_path / "latest.json").write_text(text)
+    with pytest.raises(ValueError, match=message) as e:
+        load_checkpoint(tmp_path)
+    assert str(tmp_path / "latest.json") in str(e.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epoch": "3"}, "sidecar key 'epoch' .* must be a int"), ({"history": {}}, "'history' .* must be a list"),
+    ({"rng": None}, "'rng' .* must be a dict"), ({"history": [{"train_loss": "x"}]}, "'epoch' / 'history'"),
+    ({"partial": {"step": 1, "sums": [0, 0, 0], "data_rng": []}}, "'partial.data_rng'"), ({"epoch": True}, "int"),
+], ids=["epoch-str", "history-dict", "rng-null", "history-entry", "partial-rng", "epoch-bool"])
+def test_a_sidecar_of_wrong_types_is_refused_on_load(tmp_path, change, message):
+    import json
+
+    import numpy as np
+
+    from rna_core.checkpoints import load_checkpoint, save_checkpoint
+
+    meta = {"recipe": {}, "arch": {}, "path_space": {}, "epoch": 0, "history": [], "rng": {}}
+    save_checkpoint(tmp_path, "ckpt-e0000", {"w": np.zeros(2, np.float32)}, {}, meta)
+    sidecar = tmp_path / "ckpt-e0000.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), **change}))
+    with pytest.raises(ValueError, match=message) as e:
+        load_checkpoint(tmp_path)
+    assert str(sidecar) in str(e.value)
+    sidecar.write_text("{")
+    with pytest.raises(ValueError, match="is not a readable checkpoint sidecar"):
+        load_checkpoint(tmp_path)
+
+
+def test_init_checkpoint_on_a_file_that_is_not_a_run(tmp_path):
+    import rna_core
+
+    (tmp_path / "notes.json").write_text("hello")
+    with pytest.raises(ValueError, match="recipe key 'init_checkpoint': .*notes.json is not a readable"):
+        rna_core.train("quick", "torch", tmp_path / "run", init_checkpoint=str(tmp_path / "notes.json"), epochs=1,
+                       train_samples=8, eval_samples=8, progress=False, evaluate_at_end=False)
+
+
+@pytest.mark.parametrize("payload, message", [
+    ([1, 2], "holds a list, not a dict"), ({"data": [[1, 2]], "labels": [0]}, "must be N x 3072 uint8"),
+    ({"labels": [0]}, "lacks 'data' or 'labels'"), (b"\x80\x02garbage", "is not a CIFAR python batch"),
+], ids=["list", "wrong-shape", "no-data", "garbage"])
+def test_malformed_cifar_files_are_named(tmp_path, payload, message):
+    import pickle
+
+    import numpy as np
+
+    from rna_core.data import load_dataset
+
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    if isinstance(payload, dict) and "data" in payload:
+        payload = {"data": np.asarray(payload["data"], np.uint8), "labels": payload["labels"]}
+    (d / "data_batch_1").write_bytes(payload if isinstance(payload, bytes) else pickle.dumps(payload, protocol=2))
+    with pytest.raises(ValueError, match=message) as e:
+        load_dataset("cifar10", "train", tmp_path)
+    assert "data_batch_1" in str(e.value)
+
+
+def test_an_image_size_that_cannot_be_honoured_is_an_error():
+    from rna_core.data import load_dataset
+
+    with pytest.raises(ValueError, match="image_size=64 cannot be honoured: bundled images are 28 x 28"):
+        load_dataset("bundled", "test", image_size=64)
+    assert load_dataset("bundled", "test", image_size=28).shape[1:] == (28, 28)
+    with pytest.raises(ValueError, match="unknown data set 'cifar11'"):
+        load_dataset("cifar11", "test", "/nowhere")
+
+
+def test_a_bare_key_error_in_the_cli_names_the_key_and_where(capsys, monkeypatch):
+    from rna_core.apps import cli
+
+    def broken(args):
+        return {}["rng"]
+
+    monkeypatch.setattr(cli, "cmd_recipes", broken)
+    assert cli.main(["recipes"]) == 2
+    assert "missing key 'rng' (KeyError in test_bad_input.py:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "RUN", "--report", "FILE/report"], ["study", "RUN", "transfer",
+                                                                                    "--out", "FILE/study"]])
+def test_output_paths_under_a_file_fail_before_any_run_is_loaded(tmp_path, argv, capsys):
+    from rna_core.apps.cli import main
+
+    (tmp_path / "file").write_text("x")
+    argv = [a.replace("RUN", str(tmp_path / "no-run")).replace("FILE", str(tmp_path / "file")) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and "no-run" not in err
+
+
+def test_a_finite_loss_explosion_stops_the_run():
+    from types import SimpleNamespace
+
+    from rna_core.training.state import EXPLOSION, RunState, TrainingDiverged
+
+    clf = SimpleNamespace(model=SimpleNamespace(num_classes=10))
+    state = RunState(get_recipe("quick"), "run", clf, None, None, {}, None, None, 4)
+    state.sums, state.step = [2.3 * 8, 1, 8], 1
+    assert state.read() == [2.3 * 8, 1, 8]
+    state.sums, state.step = [2.3 * 8 + 2.5e9 * 8, 1, 16], 2
+    with pytest.raises(TrainingDiverged, match=f"exploded to a mean of 2.5e\\+09 \\(over {EXPLOSION}"):
+        state.read()
+
+
+def test_a_run_finished_while_this_one_started_is_not_trained_over(tmp_path, monkeypatch):
+    """The race of two starts: the directory is empty at the early check, another process finishes a run there
+    before this one holds the lock; the check under the lock refuses, and nothing of the run is touched."""
+    from types import SimpleNamespace
+
+    import rna_core
+    from rna_core.distributed import World
+    from rna_core.training import run
+
+    run_dir = tmp_path / "run"
+
+    def another_process_finishes(name):
+        (run_dir / "latest.json").write_text('{"checkpoint": "ckpt-e0000"}')
+        return SimpleNamespace(world=World)
+
+    monkeypatch.setattr(run, "get_backend", another_process_finishes)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        rna_core.train("quick", "torch", run_dir, progress=False)
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "latest.json"]

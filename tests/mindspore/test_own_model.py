@@ -272,3 +272,32 @@ def test_fp16_on_a_users_cell():
     assert 0 < np.abs(outs[1] - outs[0]).max() < 0.02 * np.abs(outs[0]).max()  # computed in half, close
     with pytest.raises(ValueError, match="randomize the cell first"):
         adopt(Linear(), 10, 1, backend=be).model.synchronize_batch_norm(2)
+
+
+class Broken(nn.Cell):
+    """A cell whose output is wrong in the way ``kind`` says."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.flat, self.kind = nn.Flatten(), kind
+        self.head = nn.Dense(28 * 28, 7 if kind == "classes" else 10)
+
+    def construct(self, x):
+        z = self.head(self.flat(x))
+        if self.kind == "nan":
+            return z * float("nan")
+        if self.kind == "tuple":
+            return z, z
+        return z
+
+
+@pytest.mark.parametrize("mode", ["graph", "pynative"])
+@pytest.mark.parametrize("kind, error, message", [
+    ("nan", ValueError, "NaN or infinite logits for 8 of 8 images"),
+    ("classes", ValueError, r"shape \(8, 7\) for 8 images; expected logits of shape \(8, 10\)"),
+    ("tuple", TypeError, "must return one logits tensor, it returned a tuple"),
+])
+def test_a_broken_cell_is_refused_on_its_first_batch(mode, kind, error, message):
+    with pytest.raises(error, match=message):
+        rna_core.evaluate(Broken(kind), load_bundled("test").subset(16), [pgd(2)],
+                          backend=get_backend("mindspore", mode=mode), progress=False)

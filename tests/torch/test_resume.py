@@ -71,9 +71,9 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path):
         rna_core.train("quick", "torch", run, progress=False, evaluate_at_end=False,
                        **dict(TINY, epochs=1, checkpoint_every=1, method="clean", lr=1e30))
     assert not (run / "metrics.json").exists()
-    state, _, _ = load_checkpoint(run)  # what was kept is finite (load refuses anything else)
+    state, _, meta = load_checkpoint(run)  # what was kept is finite (load refuses anything else)
     state[next(iter(state))] = np.full_like(state[next(iter(state))], np.nan)
-    save_checkpoint(tmp_path / "nan", "ckpt-e0000", state, {}, {})
+    save_checkpoint(tmp_path / "nan", "ckpt-e0000", state, {}, meta)
     with pytest.raises(ValueError, match="non-finite values"):
         load_checkpoint(tmp_path / "nan")
 
@@ -82,19 +82,19 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path):
 def test_init_checkpoint_starts_an_rna_model_from_a_bn_model(tmp_path):
     bn = rna_core.train("quick", "torch", tmp_path / "bn", progress=False, evaluate_at_end=False,
                         **dict(TINY, epochs=1, norms="bn", method="clean", checkpoint_every=0))
-    source, _, _ = load_checkpoint(bn.run_dir)
+    source, _, meta = load_checkpoint(bn.run_dir)
     recipe = get_recipe("quick", **dict(TINY, init_checkpoint=str(bn.run_dir)))
     clf = build_classifier({"name": "small_cnn", "num_classes": 10, "in_channels": 1, "width": 4}, "bn+in", True,
                            "torch", np.random.default_rng(0), seed=1)
     initialise_from(clf, recipe.init_checkpoint, verbose=False)
     state = clf.backend.get_state(clf.model)
     assert set(source) < set(state) and all(np.array_equal(state[k], v) for k, v in source.items())
-    save_checkpoint(tmp_path / "other", "ckpt-e0000", {"foo": np.zeros(3, np.float32)}, {}, {})
+    save_checkpoint(tmp_path / "other", "ckpt-e0000", {"foo": np.zeros(3, np.float32)}, {}, meta)
     with pytest.raises(ValueError, match="shares no parameter"):
         initialise_from(clf, str(tmp_path / "other"), verbose=False)
     wide = {**{k: np.zeros((*v.shape[:-1], v.shape[-1] + 1), v.dtype) if v.ndim else v for k, v in source.items()},
             "conv1.weight": source["conv1.weight"]}  # another width: one entry of many fits
-    save_checkpoint(tmp_path / "wide", "ckpt-e0000", wide, {}, {})
+    save_checkpoint(tmp_path / "wide", "ckpt-e0000", wide, {}, meta)
     with pytest.raises(ValueError, match=r"only \d+ of its \d+ entries fit this model .* init_partial"):
         initialise_from(clf, str(tmp_path / "wide"), verbose=False)
     initialise_from(clf, str(tmp_path / "wide"), verbose=False, partial=True)
