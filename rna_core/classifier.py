@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,13 +26,24 @@ from .registry import get_backend
 class Classifier:
     """``model`` (a backend's ``rna_core.model.Model``) asks ``controller`` for its path on every forward;
     ``graph`` and ``arch`` are the architecture it was built from (``arch`` is stored in checkpoints to rebuild it;
-    a user's adopted model has no graph)."""
+    a user's adopted model has no graph); ``meta``: the sidecar of the checkpoint it was loaded from."""
 
     backend: Backend
     model: Any
     controller: DrawController
     graph: models.Graph | None
     arch: dict
+    meta: dict = field(default_factory=dict)
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode inside the block; the model's train / eval mode is restored after."""
+        was = bool(getattr(self.model, "training", False))
+        self.model.set_train(False)
+        try:
+            yield
+        finally:
+            self.model.set_train(was)
 
     @property
     def space(self) -> PathSpace:
@@ -122,14 +136,38 @@ def build_classifier(arch: dict, space_spec: str | PathSpace, layer_free: bool, 
     return Classifier(be, model, controller, graph, dict(arch))
 
 
-def load_classifier(checkpoint: str, backend: str | Backend = "torch",
-                    path_rng: np.random.Generator | None = None) -> tuple[Classifier, dict]:
-    """Rebuild a model from a checkpoint (run dir, .json or .safetensors) on any backend."""
+def load_classifier(checkpoint: str | Path, backend: str | Backend = "torch", device: str | None = None,
+                    seed: int = 0) -> Classifier:
+    """The model of a checkpoint (run directory, .json or .safetensors) rebuilt on ``backend`` (on ``device``:
+    ``"cuda:0"``, ``"cpu"``; MindSpore ``"CPU"``, ``"GPU"``, ``"Ascend"``), its draws from a Generator seeded by
+    ``seed``; the sidecar is ``.meta``."""
     state, _, meta = load_checkpoint(checkpoint)
     space = PathSpace.from_dict(meta["path_space"])
-    clf = build_classifier(meta["arch"], space, space.layer_free, backend, path_rng or np.random.default_rng())
+    clf = build_classifier(meta["arch"], space, space.layer_free, _backend(backend, device),
+                           np.random.default_rng(seed))
     clf.backend.set_state(clf.model, state)
-    return clf, meta
+    clf.meta = meta
+    return clf
+
+
+def create_model(name: str, norms: str = "bn+in", num_classes: int = 10, in_channels: int = 3,
+                 backend: str | Backend = "torch", device: str | None = None, seed: int = 0,
+                 layer_free: bool = True, **arch) -> Classifier:
+    """A built-in architecture (``rna_core.models.ARCHITECTURES``: ``resnet18``, ``wrn34_10``, ``small_cnn``...)
+    with RNA slots over ``norms`` (``"bn"``: a plain model), weights initialised from ``seed`` and its draws from
+    a Generator seeded by ``seed``, like timm's / mindcv's ``create_model``; ``arch`` takes the architecture's
+    other keys (``width``, ``mean``, ``std``, ``ctrw``; see ``build_classifier``). ``.model`` is the framework's
+    module."""
+    spec = {"name": name, "num_classes": num_classes, "in_channels": in_channels, **arch}
+    return build_classifier(spec, norms, layer_free, _backend(backend, device), np.random.default_rng(seed), seed)
+
+
+def _backend(backend: str | Backend, device: str | None) -> Backend:
+    if device is None:
+        return get_backend(backend)
+    if isinstance(backend, Backend):
+        raise ValueError("device= goes with a backend name; a Backend object has its device already")
+    return get_backend(backend, device=device)
 
 
 def framework_of(model: Any) -> str:

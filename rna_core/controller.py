@@ -109,6 +109,15 @@ class DrawController:
             yield d
 
     @contextmanager
+    def seeded(self, rng: np.random.Generator) -> Iterator[None]:
+        """Draw from ``rng`` inside the block (a seeded evaluation or attack), the model's own Generator after."""
+        own, self.rng = self.rng, rng
+        try:
+            yield
+        finally:
+            self.rng = own
+
+    @contextmanager
     def observe(self, fn: Callable[[Draw], None]) -> Iterator[None]:
         """Call ``fn(draw)`` on every forward inside the block (used by tests and studies)."""
         self._observers.append(fn)

@@ -229,6 +229,12 @@ RECIPES: dict[str, Recipe] = {
     "quick": recipe(name="quick", dataset="bundled", arch="resnet18", width=8, norms="bn+in", method="blackbox",
                     epochs=4, batch_size=128, lr=0.05, schedule="piecewise", milestones=(0.75,), crop_padding=2,
                     flip=True, train_attack=pgd(5, 8 / 255, 2.5 / 255), eval_samples=500),
+    # an install check in about a minute on 2 CPU cores (``rna-core compare --recipe smoke``): train, both
+    # protocols, every file; its numbers are a smoke signal, not a result
+    "smoke": recipe(name="smoke", dataset="bundled", arch="small_cnn", width=8, norms="bn+in", method="blackbox",
+                    epochs=3, batch_size=64, lr=0.05, schedule="piecewise", milestones=(0.75,), train_samples=2048,
+                    train_attack=pgd(3, 8 / 255, 8 / 255 / 3), eval_attack=pgd(10), eval_samples=200, eval_eot=4,
+                    eval_answers=4),
 }
 
 

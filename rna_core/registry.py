@@ -38,12 +38,13 @@ def get_backend(name: str | Backend = "torch", **options) -> Backend:
     if key not in _cache:
         target, framework = BACKENDS[name]
         if importlib.util.find_spec(framework) is None:
-            raise ImportError(f"backend {name!r} needs {framework}: pip install 'rna-core[{name}]'")
+            raise ImportError(f"backend {name!r} needs {framework}: pip install 'rna-core[{name}]' (in a checkout: "
+                              f"pip install '.[{name}]')")
         module, cls = target.split(":")
         try:
             backend_cls = getattr(importlib.import_module(module), cls)
         except ModuleNotFoundError as e:  # an optional dependency of the backend (e.g. einops for torch)
             raise ImportError(f"backend {name!r} needs the missing package {e.name!r}: "
-                              f"pip install 'rna-core[{name}]'") from None
+                              f"pip install 'rna-core[{name}]' (in a checkout: pip install '.[{name}]')") from None
         _cache[key] = backend_cls(**options)
     return _cache[key]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -18,6 +19,21 @@ from .ops import TorchOps, to_device
 from .own_model import adopt_module
 
 FP16_SCALE = 2.0**10
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return set()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def native_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16): where bf16 is a speed gain on the CPU."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 class TorchBackend(Backend):
@@ -96,6 +112,11 @@ class TorchBackend(Backend):
                 raise ValueError("sync_bn: an adopted module keeps its own layers; convert them with "
                                  "torch.nn.SyncBatchNorm.convert_sync_batchnorm before randomizing")
             model.synchronize_batch_norm(self.world().size)
+        if speed.precision == "bf16" and self.device.type == "cpu" and cpu_flags() and not native_bf16():
+            warnings.warn("precision=bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16 among its "
+                          "flags): torch emulates it, far slower than fp32 (an AVX2-only AMD EPYC ran a PGD-10 "
+                          "training step 11x slower, benchmarks/train_throughput.py); use precision=fp32 here",
+                          RuntimeWarning, stacklevel=2)
         model.prepare(speed.precision, bool(speed.channels_last), speed.compile, mode=speed.compile_mode)
         if speed.precision == "fp16":
             model.replicas["scaler"] = torch.amp.GradScaler(self.device.type)

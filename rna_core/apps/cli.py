@@ -13,8 +13,9 @@ from ..norms import parse_norms
 from ..protocols import ANSWER_MODES, parse_protocols
 from ..recipes import RECIPES, get_recipe
 from ..runs import load_run, parse_labelled
-from ..training import train
+from ..training import default_run_dir, train
 from .outputs import output_dir, output_files
+from .plots import require_plots
 from .reports import markdown, trials_markdown, write_text
 
 
@@ -84,14 +85,22 @@ def cmd_compare(args) -> int:
         random = len(parse_norms(norms)) > 1
         method = base.method if random or base.method == "clean" else "madry"
         recipe = base.replace(norms=norms, method=method)
-        out = Path(args.out) / norms.replace("+", "_") if args.out else None
-        print(f"== training {recipe.name}: norms={norms} method={method}", file=sys.stderr)
-        res = train(recipe, _backend_arg(args), out, resume=args.resume, progress=not args.quiet)
+        out = Path(args.out) / norms.replace("+", "_") if args.out else default_run_dir(recipe)
+        again = (out / "latest.json").is_file()  # run before: continued (a finished one only re-evaluated)
+        print(f"== {'continuing' if again else 'training'} {recipe.name}: norms={norms} method={method} in {out}"
+              + (" (delete it to train afresh)" if again else ""), file=sys.stderr)
+        res = train(recipe, _backend_arg(args), out, resume=args.resume or again, progress=not args.quiet)
         results[f"{norms} ({method})"] = res.final
     print(markdown(results, f"{base.name}: robust accuracy (%) on the test split"))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
+
+
+def _nonempty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path writes nowhere: give a directory")
+    return text
 
 
 def _protocol(text: str) -> str:
@@ -114,11 +123,11 @@ def cmd_evaluate(args) -> int:
     from .model_card import card_markdown, model_card
 
     if args.report:
-        output_files("--report", *(Path(args.report).with_suffix(s) for s in (".md", ".json")))
+        output_files("--report", *(Path(args.report) / f"card{s}" for s in (".md", ".json")))
     run = _run(args)
     attacks = _attacks(args.attacks, args.eps / 255)
     progress = not args.quiet
-    metrics = evaluate(run.classifier, run.test, attacks, args.protocol, args.eot, run.rng, progress=progress,
+    metrics = evaluate(run.classifier, run.test, attacks, args.protocol, args.eot, seed=args.seed, progress=progress,
                        answers=args.answers, answer=args.answer, transfer_draws=args.transfer_draws)
     name = Path(args.checkpoint).name
     card = model_card(metrics, run.classifier, run.meta, str(args.checkpoint),
@@ -131,7 +140,7 @@ def cmd_evaluate(args) -> int:
         text += "\n\n" + trials_markdown(out["trials"], "paper")
     print(text)
     if args.report:
-        write_text(args.report, text, out)
+        write_text(Path(args.report) / "card", text, out)
     return 0
 
 
@@ -152,6 +161,7 @@ def cmd_sanity(args) -> int:
 def cmd_study(args) -> int:
     from . import studies
 
+    require_plots("rna-core study")
     output_dir(args.out, "study --out")
     run = _run(args)
     clf, data = run.classifier, run.test
@@ -171,6 +181,7 @@ def cmd_ctrw_report(args) -> int:
     """Table 6 and Fig. 3a over every run given; Fig. 3b on the checkpoint (the first run)."""
     from . import ctrw_report
 
+    require_plots("rna-core ctrw-report")
     output_dir(args.out, "ctrw-report --out")
     runs = {Path(args.checkpoint).name: args.checkpoint, **parse_labelled(args.compare)}
     table = ctrw_report.positive_samples(runs, args.out, args.eps_r, samples=args.ps_samples, seed=args.seed)
@@ -190,10 +201,12 @@ def cmd_apart_report(args) -> int:
     from ..data import load_dataset
     from . import apart_report
 
+    require_plots("rna-core apart-report")
     output_dir(args.out, "apart-report --out")
     run = _run(args)
     recipe = run.recipe
-    train_data = load_dataset(recipe.dataset, "train", recipe.data_dir, recipe.image_size).subset(args.train_samples)
+    train_data = load_dataset(recipe.dataset, "train", recipe.data_dir, recipe.image_size)
+    train_data = train_data.subset(args.train_samples or args.samples)
     radii = [float(r) for r in args.radii.split(",")]
     fig1 = apart_report.statistics_attack(run.classifier, train_data, radii, [int(n) for n in args.groups.split(",")],
                                           args.out, recipe.batch_size, args.seed)
@@ -285,7 +298,8 @@ def _evaluation_commands(sub) -> None:
                    help="paper (attack a held draw), adaptive (EOT, transfer), oracle (diagnostic: the attacked draw "
                         "answers), joined with '+'; both = paper+adaptive (default), all")
     e.add_argument("--trials", type=_non_negative, default=0, help="also repeat the paper protocol N times (stability)")
-    e.add_argument("--report", default=None, help="write PATH.md and PATH.json")
+    e.add_argument("--report", default=None, type=_nonempty, metavar="DIR",
+                   help="write the model card to DIR/card.md and DIR/card.json")
     e.set_defaults(fn=cmd_evaluate)
     s_ = sub.add_parser("sanity", help="gradient-masking checks, PASS/FAIL with numbers")
     _checkpoint_args(s_)
@@ -322,7 +336,8 @@ def _study_commands(sub) -> None:
     ar.add_argument("--out", default="apart-report", help="output directory")
     ar.add_argument("--radii", default="0.05,0.1,0.2,0.4", help="perturbation radii eps")
     ar.add_argument("--groups", default="1,4,16", help="APART group numbers n for Fig. 1")
-    ar.add_argument("--train-samples", type=_positive, default=None, help="training examples for Fig. 1 (default all)")
+    ar.add_argument("--train-samples", type=_positive, default=None,
+                    help="training examples for Fig. 1 (default: --samples, else all)")
     ar.set_defaults(fn=cmd_apart_report)
 
 

@@ -101,7 +101,7 @@ def accuracy_vs_sigma(clf: Classifier, dataset, attack: AttackSpec, sums: list[f
     try:
         for total in sums:
             clf.set_sigmas({k: v * (total / max(float(v.sum()), 1e-12)) for k, v in learned.items()})
-            res = evaluate(clf, dataset, [attack], protocol, eot, np.random.default_rng(seed), progress=False)
+            res = evaluate(clf, dataset, [attack], protocol, eot, seed=seed, progress=False)
             robust = res[f"{attack.label}/{'adaptive' if protocol == 'both' else protocol}"]
             rows.append({"sum_sigma": total, "natural": res["clean"], "robust": robust})
     finally:

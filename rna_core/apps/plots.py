@@ -15,8 +15,18 @@ def pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'rna-core[plots]'") from None
+        raise ImportError("plots need matplotlib: pip install 'rna-core[plots]' (in a checkout: '.[plots]')") from None
     return plt
+
+
+def require_plots(command: str) -> None:
+    """Before any compute: ``command`` draws figures, so matplotlib must be installed (an ImportError naming the
+    extra otherwise, not a failure after the work)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError(f"{command} draws figures with matplotlib, which is not installed: pip install "
+                          "'rna-core[plots]' (in a checkout: pip install '.[plots]')")
 
 
 def save(result: dict, fig: Any, out_dir: str | Path, name: str) -> dict:

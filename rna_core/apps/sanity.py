@@ -1,11 +1,12 @@
 """``rna-core sanity``: the checks against gradient masking that need runs of their own, PASS/FAIL with numbers
-(Carlini et al. 2019, Tramer et al. 2020): robust accuracy falls as eps grows (2/255 ... 64/255 at the default eps
-8/255: eps/4 to 8 eps, every step doubling) and is near zero at 8 eps, and its 4 eps value is not far from zero;
-doubling PGD steps does not help; Square does not beat PGD; transfer from a held draw does not beat the adaptive
-attack; clean accuracy is stable across draws. A tolerance of two binomial standard errors (+0.5 pp) absorbs
-sampling noise. Randomized models are scored with the adaptive worst case (expected accuracy over fresh answers).
-The flags every evaluation carries are ``rna_core.evaluation.flags``.
-"""
+(Carlini et al. 2019, Tramer et al. 2020). First the model must be better than chance (clean accuracy more than
+5 points above 1 / K): a model at chance passes every robustness check vacuously, so the others are not run then.
+Robust accuracy falls as eps grows (2/255 ... 64/255 at the default eps 8/255: eps/4 to 8 eps, every step
+doubling) and is near zero at 8 eps, and its 4 eps value is not far from zero; doubling PGD steps does not help;
+Square does not beat PGD; transfer from a held draw does not beat the adaptive attack; clean accuracy is stable
+across draws. A tolerance of two binomial standard errors (+0.5 pp) absorbs sampling noise. Randomized models are
+scored with the adaptive worst case (expected accuracy over fresh answers). The flags every evaluation carries are
+``rna_core.evaluation.flags``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from .. import attacks as A
 from ..classifier import Classifier
 from ..evaluation import evaluate
+from ..evaluation.flags import CHANCE_MARGIN
 from ..evaluation.flags import tolerance as _tol
 
 
@@ -36,22 +38,29 @@ def suite_flags(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10,
     randomized model, white-box otherwise)."""
     attacks = {f"PGD-{steps}": [A.pgd(steps, eps, eps / 4)], "APGD-CE": [A.apgd("ce", 5 * steps, eps)],
                "Square": [A.square(queries, eps)], "DeepFool": [A.deepfool(50)]}
-    return evaluate(clf, dataset, attacks, "both", eot, np.random.default_rng(seed), progress=progress,
-                    answers=answers)["flags"]
+    return evaluate(clf, dataset, attacks, "both", eot, seed=seed, progress=progress, answers=answers)["flags"]
 
 
 def run_checks(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, eot: int = 8, trials: int = 5,
                queries: int = 1000, seed: int = 0, progress: bool = False, answers: int = 4) -> list[Check]:
     """The sweep and comparison checks of the module docstring."""
-    rng = np.random.default_rng(seed)
+    calls = itertools.count()  # each evaluation its own seed (seed, i): independent draws and attack numbers
     n = len(dataset)
     random = clf.controller.is_random
     protocol, key = ("adaptive", "worst-case/adaptive") if random else ("both", "worst-case/white-box")
 
     def acc(specs) -> float:
-        return evaluate(clf, dataset, specs, protocol, eot, rng, progress=progress, answers=answers)[key]
+        return evaluate(clf, dataset, specs, protocol, eot, seed=(seed, next(calls)), progress=progress,
+                        answers=answers)[key]
 
-    checks = []
+    clean = evaluate(clf, dataset, [], seed=(seed, next(calls)), progress=progress, answers=answers)["clean"]
+    chance = 1 / clf.model.num_classes
+    better = clean > chance + CHANCE_MARGIN
+    checks = [Check("the model is better than chance (else no robustness check means anything)", better,
+                    f"clean {100 * clean:.1f}%, chance {100 * chance:.1f}%" + ("" if better else
+                                                                               ": the other checks were not run"))]
+    if not better:
+        return checks
     sweep = [eps * 2.0**k for k in range(-2, 4)]
     accs = [acc([A.pgd(steps, e, e / 4)]) for e in sweep]
     text = ", ".join(f"{255 * e:.0f}/255: {100 * a:.1f}%" for e, a in zip(sweep, accs, strict=True))
@@ -66,11 +75,12 @@ def run_checks(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, 
     checks.append(Check("black-box (Square) does not beat white-box", sq >= a1 - _tol(a1, n),
                         f"Square-{queries}: {100 * sq:.1f}%, PGD-{steps}: {100 * a1:.1f}%"))
     if random:
-        transfer = evaluate(clf, dataset, [A.pgd(steps, eps, eps / 4)], "paper", eot, rng, progress=progress,
-                            answers=answers)[f"PGD-{steps}/paper"]
+        transfer = evaluate(clf, dataset, [A.pgd(steps, eps, eps / 4)], "paper", eot, seed=(seed, next(calls)),
+                            progress=progress, answers=answers)[f"PGD-{steps}/paper"]
         checks.append(Check("transfer from a held draw does not beat the adaptive attack", transfer >= a1 - _tol(a1, n),
                             f"transfer: {100 * transfer:.1f}%, adaptive: {100 * a1:.1f}%"))
-    cleans = [evaluate(clf, dataset, [], rng=rng, progress=progress, answers=1)["clean"] for _ in range(trials)]
+    cleans = [evaluate(clf, dataset, [], seed=(seed, next(calls)), progress=progress, answers=1)["clean"]
+              for _ in range(trials)]
     spread = max(cleans) - min(cleans)
     checks.append(Check("clean accuracy is stable across draws", spread <= 0.05,
                         f"{trials} trials: mean {100 * np.mean(cleans):.1f}%, std {100 * np.std(cleans):.2f} pp, "

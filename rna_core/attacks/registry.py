@@ -4,8 +4,8 @@ tests).
 
 - ``AttackKind``: one attack (``AttackSpec.name``): its loop ``run(oracle, x, y, spec, rng)``, its table label,
   whether it is minimum-norm (CW, DeepFool: its eps is an L2 budget on success), gradient-free (Square),
-  targetable (a random other class) or draws a random start, what else it refuses (``check``), and small
-  ``examples`` the contract and parity tests run.
+  targetable (a random other class) or draws a random start, what else it refuses (``check``), small
+  ``examples`` the contract and parity tests run, and its forward passes (``cost``, for progress and estimates).
 - ``Word``: one entry of the attack grammar of ``rna-core evaluate --attacks`` (``pgd:40``, ``autoattack``): the
   column label and the specs a word and its optional count stand for.
 """
@@ -36,6 +36,13 @@ class AttackKind:
     random_start: bool = False
     check: Callable[[Any], None] | None = None
     examples: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    cost: Callable[[Any], int] | None = None
+
+    def forwards(self, spec: Any) -> int:
+        """The forward passes one run of ``spec`` takes at most (a gradient counts one): ``cost(spec)``, by default
+        steps x eot per restart, plus the restarts' checks; a progress bar's total."""
+        once = self.cost(spec) if self.cost is not None else spec.steps * spec.eot
+        return spec.restarts * once + (spec.restarts - 1) * spec.eot * 2
 
 
 @dataclass(frozen=True)

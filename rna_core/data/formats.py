@@ -173,7 +173,8 @@ def read_image(path: Path, size: int, channels: int = 3) -> np.ndarray:
     try:
         from PIL import Image
     except ImportError:
-        raise ImportError("image folders need Pillow: pip install 'rna-core[images]'") from None
+        raise ImportError("image folders need Pillow: pip install 'rna-core[images]' (in a checkout: "
+                          "'.[images]')") from None
     try:
         with Image.open(path) as im:
             im = im.convert("RGB" if channels == 3 else "L")

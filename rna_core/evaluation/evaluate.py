@@ -36,14 +36,16 @@ The threat models are the classes of ``threats``; ``answers`` answers and submit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..attacks import AttackSpec
+from ..attacks import AttackSpec, parse_attack
 from ..classifier import Classifier
-from ..data.loader import batches, num_batches
+from ..data.inputs import as_examples, count_batches, first_images, iterate
 from ..protocols import ANSWER_MODES, parse_protocols
 from ..scoring import Score, score
 from .answers import Batch
@@ -55,15 +57,26 @@ SKIPPED = {p: "the model draws its own randomness: no draw can be held" for p in
 
 
 def _columns(attacks: Attacks) -> dict[str, list[AttackSpec]]:
-    """Report columns: a dict ``{column: [specs]}`` as given, or one column per spec named by its label."""
+    """Report columns: a dict ``{column: [specs]}`` as given, or one column per spec named by its label (a grammar
+    word, ``"pgd"``, ``"autoattack"``, is its column)."""
     if isinstance(attacks, dict):
         return {k: list(v) for k, v in attacks.items()}
-    labels = [spec.label for spec in attacks]
+    if isinstance(attacks, str | AttackSpec):
+        attacks = [attacks]
+    columns: list[tuple[str, list[AttackSpec]]] = []
+    for a in attacks:
+        if isinstance(a, str):
+            columns.append(parse_attack(a))
+        elif isinstance(a, AttackSpec):
+            columns.append((a.label, [a]))
+        else:
+            raise TypeError(f"an attack is an AttackSpec or a name such as 'pgd' or 'apgd-ce', got {type(a).__name__}")
+    labels = [label for label, _ in columns]
     twice = sorted({label for label in labels if labels.count(label) > 1})
     if twice:
         raise ValueError(f"attacks {twice} share a label and would overwrite each other's scores: pass a dict "
                          "{column: [spec]} to name them")
-    return {spec.label: [spec] for spec in attacks}
+    return dict(columns)
 
 
 def _check_settings(clf: Classifier, dataset, answer: str, **counts: int) -> None:
@@ -72,7 +85,7 @@ def _check_settings(clf: Classifier, dataset, answer: str, **counts: int) -> Non
     for name, value in counts.items():
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if getattr(dataset, "num_classes", clf.model.num_classes) != clf.model.num_classes:
+    if (getattr(dataset, "num_classes", None) or clf.model.num_classes) != clf.model.num_classes:
         raise ValueError(f"the data set has {dataset.num_classes} classes but the model {clf.model.num_classes}")
 
 
@@ -107,7 +120,8 @@ def _scores(per_key: dict[str, list[list[np.ndarray]]], tally: Tally, clusters: 
 def _header(clf: Classifier, n: int, columns: dict, protocols: tuple[str, ...], eot: int, answers: int, answer: str,
             transfer_draws: int) -> dict:
     random, holdable = clf.controller.is_random, clf.model.holdable
-    out = {"n": n, "random": bool(random), "protocol": "+".join(protocols) if random else "white-box",
+    out = {"n": n, "classes": int(clf.model.num_classes), "random": bool(random),
+           "protocol": "+".join(protocols) if random else "white-box",
            "eot": eot if random else 1, "answers": answers if random else 1,
            "answer": answer if random else "deterministic", "transfer_draws": transfer_draws if random else 1,
            "attacks": {col: [s.to_dict() for s in specs] for col, specs in columns.items()},
@@ -117,45 +131,85 @@ def _header(clf: Classifier, n: int, columns: dict, protocols: tuple[str, ...], 
     return out
 
 
+def seeds(seed: int | Sequence[int]) -> tuple[np.random.Generator, np.random.Generator]:
+    """(the model's draws, the attacks' random numbers) of an evaluation or attack seeded by ``seed``: the two
+    children of ``SeedSequence(seed)``."""
+    draws, attacks = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(draws), np.random.default_rng(attacks)
+
+
 def evaluate(clf: Classifier, dataset, attacks: Attacks = (), protocol: str | Sequence[str] = "both", eot: int = 8,
-             rng: np.random.Generator | None = None, batch_size: int = 250, progress: bool = True, answers: int = 10,
+             *, seed: int | Sequence[int] = 0, batch_size: int = 250, progress: bool = True, answers: int = 10,
              answer: str = "per-batch", transfer_draws: int = 1, backend=None) -> dict:
     """Clean and robust accuracy (fractions in [0, 1]) of ``clf`` on ``dataset`` under ``protocol``, every example
     answered by ``answers`` fresh draws; ``eot`` is K of the adaptive attacks. See the module docstring for the
     keys; ``<key>`` is the expected accuracy, ``<key>/persistent`` the persistent one, ``<key>/se`` their SEs.
+
     ``clf`` may also be a user's torch module or MindSpore cell (``classifier.adopt``, run on ``backend``, by
-    default the framework's own)."""
+    default the framework's own); ``dataset`` any form of ``rna_core.data.inputs`` (an rna-core data set, an
+    ``(x, y)`` pair of arrays or tensors, a torch ``DataLoader``...); ``attacks`` specs or names (``"pgd"``).
+    The numbers are a function of the weights, the data, the settings and ``seed`` (the draws and the attacks'
+    random numbers, ``seeds``), reported as ``seed``."""
+    dataset = as_examples(dataset)
     if not isinstance(clf, Classifier):
         clf = _adopt(clf, dataset, backend)
     protocols = parse_protocols(protocol)
     _check_settings(clf, dataset, answer, answers=answers, eot=eot, transfer_draws=transfer_draws,
                     batch_size=batch_size)
-    rng = rng or np.random.default_rng(0)
     columns = _columns(attacks)
     threats = plan(clf.controller.is_random, clf.model.holdable, protocols)
-    clf.model.set_train(False)
+    draws, rng = seeds(seed)
     tally, per_key, clusters = Tally(), {}, []
-    n_batches = num_batches(len(dataset), batch_size, False)
-    bar = tqdm(batches(dataset, batch_size), total=n_batches, desc="evaluate", disable=not progress, leave=False)
-    for b, (x, y) in enumerate(bar):
-        batch = Batch(clf, clf.check_images(x), clf.check_labels(y, len(x)), answers, answer == "per-example")
-        found = {"clean": [batch.answer(batch.x)]}
-        start = clusters[-1][-1] + 1 if clusters else 0
-        clusters.append(start + np.arange(len(y)) if batch.per_example else np.full(len(y), b))
-        for col, specs in columns.items():
-            for spec in specs:
-                job = Job(clf, batch, col, spec, rng, eot, transfer_draws, tally, found)
-                for threat in threats:
-                    threat.run(job)
-        _group(found, columns, protocols)
-        for key, value in found.items():
-            per_key.setdefault(key, []).append(value)
-    out = _header(clf, len(dataset), columns, protocols, eot, answers, answer, transfer_draws)
-    out.update(_scores(per_key, tally, np.concatenate(clusters), n_batches))
+    n_batches = count_batches(dataset, batch_size)
+    per_batch = _forwards(clf, dataset, columns, threats, eot, transfer_draws, answers, answer, batch_size)
+    with clf.controller.seeded(draws), clf.evaluating(), _bar(clf, per_batch, n_batches, progress) as bar:
+        for b, (x, y) in enumerate(iterate(dataset, batch_size)):
+            bar.set_postfix_str(f"batch {b + 1}/{n_batches or '?'}")
+            batch = Batch(clf, clf.check_images(x), clf.check_labels(y, len(x)), answers, answer == "per-example")
+            found = {"clean": [batch.answer(batch.x)]}
+            start = clusters[-1][-1] + 1 if clusters else 0
+            clusters.append(start + np.arange(len(y)) if batch.per_example else np.full(len(y), b))
+            for col, specs in columns.items():
+                for spec in specs:
+                    job = Job(clf, batch, col, spec, rng, eot, transfer_draws, tally, found)
+                    for threat in threats:
+                        threat.run(job)
+            _group(found, columns, protocols)
+            for key, value in found.items():
+                per_key.setdefault(key, []).append(value)
+    out = _header(clf, sum(len(c) for c in clusters), columns, protocols, eot, answers, answer, transfer_draws)
+    out.update(_scores(per_key, tally, np.concatenate(clusters), len(clusters)))
+    out["seed"] = seed if isinstance(seed, int) else list(seed)
     out["flags"] = flags(out)
     if not clf.controller.is_random and columns:
         out["note"] = "the model is deterministic (no randomness drawn or detected): only white-box attacks were run"
     return out
+
+
+def _forwards(clf: Classifier, dataset, columns: dict, threats: list, eot: int, transfer_draws: int, answers: int,
+              answer: str, batch_size: int) -> int:
+    """The forward passes one batch takes at most: its clean answers and every attack's threat members."""
+    random = clf.controller.is_random
+    r = answers if random else 1
+    one = min(batch_size, len(dataset) or batch_size) if answer == "per-example" and random else 1
+    return one * r + sum(t.forwards(spec, eot, transfer_draws, one, r) for specs in columns.values()
+                         for spec in specs for t in threats)
+
+
+@contextmanager
+def _bar(clf: Classifier, per_batch: int, n_batches: int | None, progress: bool) -> Iterator[tqdm]:
+    """A bar in forward passes (every attack iteration moves it; its rate gives the time left), the estimate
+    printed first."""
+    total = per_batch * n_batches if n_batches else None
+    if progress and total:
+        print(f"rna-core evaluate: at most {total:,} forward passes ({n_batches} batches x {per_batch:,}); the bar "
+              "gives the time left once it has measured the rate", file=sys.stderr)
+    bar = tqdm(total=total, desc="evaluate", unit="fwd", disable=not progress, leave=False, smoothing=0.05)
+    with clf.controller.observe(lambda _: bar.update(1)):
+        try:
+            yield bar
+        finally:
+            bar.close()
 
 
 def _adopt(model, dataset, backend) -> Classifier:
@@ -164,27 +218,28 @@ def _adopt(model, dataset, backend) -> Classifier:
     against it batch by batch)."""
     from ..classifier import adopt
 
-    probe, _ = next(batches(dataset, min(8, len(dataset))))
-    probe = np.asarray(probe, np.float32)
+    probe = first_images(dataset, 8)
     return adopt(model, getattr(dataset, "num_classes", None) or None, int(probe.shape[1]), probe, backend)
 
 
-def score_examples(clf: Classifier, images: np.ndarray, labels: np.ndarray, answers: int = 10,
-                   answer: str = "per-batch", batch_size: int = 250) -> Score:
-    """Expected and persistent accuracy of given images (e.g. adversarial examples made by another library), each
-    answered by ``answers`` fresh draws: the rule every rna-core evaluation uses."""
+def score_examples(clf: Classifier, images, labels, answers: int = 10, answer: str = "per-batch",
+                   batch_size: int = 250, seed: int | Sequence[int] = 0, backend=None) -> Score:
+    """Expected and persistent accuracy of given images (e.g. adversarial examples made by another library; numpy,
+    torch or MindSpore, uint8 or float in [0, 1]), each answered by ``answers`` fresh draws seeded by ``seed``: the
+    rule every rna-core evaluation uses. ``clf`` may be a user's module (``classifier.adopt``)."""
     if answer not in ANSWER_MODES:
         raise ValueError(f"answer must be one of {ANSWER_MODES}, got {answer!r}")
-    clf.model.set_train(False)
-    images = clf.check_images(images)
-    labels = clf.check_labels(labels, len(images))
+    data = as_examples((images, labels))
+    if not isinstance(clf, Classifier):
+        clf = _adopt(clf, data, backend)
+    draws, _ = seeds(seed)
     mats, clusters = [], []
-    for b, start in enumerate(range(0, len(labels), batch_size)):
-        batch = Batch(clf, images[start:start + batch_size], labels[start:start + batch_size], answers,
-                      answer == "per-example")
-        mats.append(batch.answer(batch.x))
-        n = len(batch.y)
-        clusters.append(start + np.arange(n) if batch.per_example else np.full(n, b))
+    with clf.controller.seeded(draws), clf.evaluating():
+        for b, (x, y) in enumerate(iterate(data, batch_size)):
+            batch = Batch(clf, clf.check_images(x), clf.check_labels(y, len(x)), answers, answer == "per-example")
+            mats.append(batch.answer(batch.x))
+            start = b * batch_size
+            clusters.append(start + np.arange(len(y)) if batch.per_example else np.full(len(y), b))
     return score([np.concatenate(mats)], np.concatenate(clusters))
 
 
@@ -192,8 +247,8 @@ def trials(clf: Classifier, dataset, attacks: Attacks, n: int = 10, protocol: st
            seed: int = 0, batch_size: int = 250, progress: bool = True, answers: int = 1) -> dict:
     """Repeat the evaluation ``n`` times with fresh draws (the RNA supplement's stability table): per metric the
     list over trials and its mean, std, min and max."""
-    runs = [evaluate(clf, dataset, attacks, protocol, eot, np.random.default_rng([seed, t]), batch_size, progress,
-                     answers) for t in tqdm(range(n), desc="trials", disable=not progress, leave=False)]
+    runs = [evaluate(clf, dataset, attacks, protocol, eot, seed=(seed, t), batch_size=batch_size, progress=progress,
+                     answers=answers) for t in tqdm(range(n), desc="trials", disable=not progress, leave=False)]
     keys = [k for k, v in runs[0].items() if isinstance(v, float) and "/se" not in k and not k.startswith("forw")]
     return {k: {"trials": [r[k] for r in runs], "mean": float(np.mean([r[k] for r in runs])),
                 "std": float(np.std([r[k] for r in runs])), "min": float(min(r[k] for r in runs)),

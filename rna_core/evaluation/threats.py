@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..attacks import AttackSpec
+from ..attacks import AttackSpec, kind_of
 from ..classifier import Classifier
 from .answers import Batch, attack_checked, forwards
 
@@ -70,11 +70,20 @@ class Job:
         return self.spec if self.spec.eot > 1 else self.spec.replace(eot=self.eot)
 
 
+def cost(spec: AttackSpec) -> int:
+    """The forward passes of one run of ``spec`` (at most)."""
+    return kind_of(spec.name).forwards(spec)
+
+
 class WhiteBox:
     member = "white-box"
 
     def run(self, job: Job) -> None:
         job.record(self.member, *job.attack(job.spec.replace(eot=1)))
+
+    def forwards(self, spec: AttackSpec, eot: int, transfer_draws: int, one: int, answers: int) -> int:
+        """Forward passes on one batch (``one``: those of one answer, ``answers`` R), for progress and estimates."""
+        return cost(spec.replace(eot=1)) + one
 
 
 @dataclass
@@ -96,12 +105,18 @@ class Paper:
         if self.record:
             job.record(self.member, adv, count)
 
+    def forwards(self, spec: AttackSpec, eot: int, transfer_draws: int, one: int, answers: int) -> int:
+        return cost(spec.replace(eot=1)) + (one * answers if self.record else 0) + (one if self.oracle else 0)
+
 
 class EOT:
     member = "eot"
 
     def run(self, job: Job) -> None:
         job.record(self.member, *job.attack(job.eot_spec()))
+
+    def forwards(self, spec: AttackSpec, eot: int, transfer_draws: int, one: int, answers: int) -> int:
+        return cost(spec if spec.eot > 1 else spec.replace(eot=eot)) + one * answers
 
 
 class Transfer:
@@ -120,6 +135,11 @@ class Transfer:
                     candidates.append(job.attack(job.spec.replace(eot=1))[0])
             chosen = job.batch.most_confusing(candidates, job.eot)
         job.record(self.member, chosen, count[0])
+
+    def forwards(self, spec: AttackSpec, eot: int, transfer_draws: int, one: int, answers: int) -> int:
+        if transfer_draws < 2:
+            return 0
+        return (transfer_draws - 1) * cost(spec.replace(eot=1)) + transfer_draws * eot + one * answers
 
 
 def plan(random: bool, holdable: bool, protocols: tuple[str, ...]) -> list:

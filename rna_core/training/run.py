@@ -4,6 +4,7 @@ final evaluation."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -21,7 +22,7 @@ from ..data import load_dataset
 from ..data.loader import batches, num_batches
 from ..evaluation import evaluate
 from ..methods import get_method
-from ..recipes import Recipe, get_recipe, saved_recipe
+from ..recipes import RECIPES, Recipe, get_recipe, saved_recipe
 from ..registry import get_backend
 from ..run_lock import RunLock
 from .callbacks import Checkpoints, Divergence, Logging, Progress
@@ -100,8 +101,17 @@ def _check_writable(run_dir: Path) -> None:
 
 
 def default_run_dir(recipe: Recipe) -> Path:
-    return Path("runs") / f"{recipe.name}-{recipe.norms.replace('+', '_').replace('@', 's').replace(':', '')}" \
-        f"-{recipe.method}-seed{recipe.seed}"
+    """``runs/<recipe>-<norms>-<method>-seed<seed>``, and where other keys differ from the built-in recipe of that
+    name, ``-<8 hex digits>`` of those keys and values: another setting, another directory."""
+    name = f"{recipe.name}-{recipe.norms.replace('+', '_').replace('@', 's').replace(':', '')}-{recipe.method}" \
+        f"-seed{recipe.seed}"
+    base = RECIPES.get(recipe.name)
+    if base is not None:
+        ours, theirs = json.loads(json.dumps(recipe.flat())), json.loads(json.dumps(base.flat()))
+        changed = {k: v for k, v in ours.items() if theirs.get(k) != v and k not in ("norms", "method", "seed")}
+        if changed:
+            name += "-" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
+    return Path("runs") / name
 
 
 def _existing_run(run_dir: Path, resume: bool) -> bool:
@@ -212,8 +222,9 @@ def train(recipe: str | Recipe = "quick", backend: str | Backend = "torch", out_
 def _final_evaluation(state: RunState, test_data, progress: bool) -> dict:
     """The test split under the recipe's evaluation keys, written to ``metrics.json`` with the history."""
     r = state.recipe
-    final = evaluate(state.clf, test_data, r.eval_attacks, r.eval_protocol, r.eval_eot, state.streams["eval"],
-                     r.eval_batch_size, progress, r.eval_answers, r.eval_answer, r.eval_transfer_draws)
+    final = evaluate(state.clf, test_data, r.eval_attacks, r.eval_protocol, r.eval_eot, seed=r.seed,
+                     batch_size=r.eval_batch_size, progress=progress, answers=r.eval_answers, answer=r.eval_answer,
+                     transfer_draws=r.eval_transfer_draws)
     metrics = {"recipe": r.name, "norms": r.norms, "history": state.history, "test": final}
     atomic_write(state.run_dir / "metrics.json", json.dumps(metrics, indent=1).encode())
     return final

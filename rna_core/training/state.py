@@ -18,7 +18,7 @@ from ..distributed import World
 from ..methods import Method, StepResult
 from ..recipes import Recipe
 
-STREAMS = ("data", "path", "attack", "eval")  # data order and augmentation, paths, attack numbers, evaluation
+STREAMS = ("data", "path", "attack")  # data order and augmentation, paths, attack numbers (evaluation: its seed)
 
 
 # a mean training loss above EXPLOSION * ln K (K classes) is a diverged run (``RunState.read``)

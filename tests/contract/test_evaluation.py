@@ -17,7 +17,7 @@ def data():
 def test_random_model_protocols_and_worst_case(make_classifier, data):
     clf = make_classifier("bn+in")
     m = evaluate(clf, data, {"PGD-2": [A.pgd(2)], "AutoAttack-rand": A.autoattack_rand(steps=2, eot=2)}, "all",
-                 eot=2, rng=np.random.default_rng(0), progress=False, answers=3, transfer_draws=2)
+                 eot=2, seed=0, progress=False, answers=3, transfer_draws=2)
     assert m["protocol"] == "paper+adaptive+oracle" and m["n"] == 32 and m["answers"] == 3
     for col in ("PGD-2", "AutoAttack-rand"):
         members = [m[f"{col}/{k}"] for k in ("paper", "eot", "transfer")]
@@ -39,13 +39,13 @@ def test_per_example_answers_draw_for_every_image(make_classifier, data):
 
 
 def test_deterministic_model_is_scored_white_box(make_classifier, data):
-    m = evaluate(make_classifier("bn"), data, [A.pgd(2), A.fgsm()], rng=np.random.default_rng(0), progress=False)
+    m = evaluate(make_classifier("bn"), data, [A.pgd(2), A.fgsm()], seed=0, progress=False)
     assert m["protocol"] == "white-box" and {"PGD-2/white-box", "FGSM/white-box"} <= set(m)
     assert m["worst-case/white-box"] <= min(m["PGD-2/white-box"], m["FGSM/white-box"]) <= m["clean"]
 
 
 def test_minimum_norm_attacks_respect_their_budget(make_classifier, data):
-    m = evaluate(make_classifier("bn"), data, [A.deepfool(3), A.cw(5, eps=0.0)], rng=np.random.default_rng(0),
+    m = evaluate(make_classifier("bn"), data, [A.deepfool(3), A.cw(5, eps=0.0)], seed=0,
                  progress=False)
     assert m["CW/white-box"] == m["clean"], "a zero L2 budget breaks nothing"
     assert m["DeepFool/median-l2/white-box"] is None or m["DeepFool/median-l2/white-box"] > 0

@@ -291,8 +291,8 @@ def test_a_bare_key_error_in_the_cli_names_the_key_and_where(capsys, monkeypatch
     assert "missing key 'rng' (KeyError in test_bad_input.py:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["evaluate", "RUN", "--report", "FILE/report"], ["study", "RUN", "transfer",
-                                                                                    "--out", "FILE/study"]])
+@pytest.mark.parametrize("argv", [["evaluate", "RUN", "--report", "FILE/report"],
+                                  ["compare", "--json", "FILE/out.json", "--out", "RUN"]])
 def test_output_paths_under_a_file_fail_before_any_run_is_loaded(tmp_path, argv, capsys):
     from rna_core.apps.cli import main
 
@@ -336,3 +336,27 @@ def test_a_run_finished_while_this_one_started_is_not_trained_over(tmp_path, mon
     with pytest.raises(FileExistsError, match="already holds a run"):
         rna_core.train("quick", "torch", run_dir, progress=False)
     assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "latest.json"]
+
+
+def test_missing_plots_and_an_empty_report_fail_before_any_run_is_loaded(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from rna_core.apps.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    for argv in (["study", str(tmp_path / "no-run"), "transfer"], ["ctrw-report", str(tmp_path / "no-run")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "pip install 'rna-core[plots]'" in err and "no-run" not in err
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(tmp_path / "no-run"), "--report", ""])
+    assert "an empty path writes nowhere" in capsys.readouterr().err
+
+
+def test_the_default_run_directory_follows_the_overrides():
+    from rna_core.training import default_run_dir
+
+    plain, other = default_run_dir(get_recipe("quick")), default_run_dir(get_recipe("quick", epochs=2))
+    assert plain.name == "quick-bn_in-blackbox-seed0" and other.name.startswith(plain.name + "-")
+    assert default_run_dir(get_recipe("quick", epochs=2)) == other != default_run_dir(get_recipe("quick", lr=0.1))

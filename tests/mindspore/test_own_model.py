@@ -301,3 +301,20 @@ def test_a_broken_cell_is_refused_on_its_first_batch(mode, kind, error, message)
     with pytest.raises(error, match=message):
         rna_core.evaluate(Broken(kind), load_bundled("test").subset(16), [pgd(2)],
                           backend=get_backend("mindspore", mode=mode), progress=False)
+
+
+@pytest.mark.parametrize("mode", ["graph", "pynative"])
+def test_mindspore_tensors_in_give_the_data_sets_numbers_and_tensors_out(mode):
+    import numpy as np
+
+    be = get_backend("mindspore", mode=mode)
+    data = load_bundled("test").subset(16)
+    x, y = ms.Tensor(data.x.astype(np.float32) / 255), ms.Tensor(data.y)
+    ms.set_seed(0)
+    cell = Linear()
+    want = rna_core.evaluate(cell, data, ["pgd:2"], backend=be, progress=False)
+    got = rna_core.evaluate(cell, (x, y), ["pgd:2"], backend=be, progress=False)
+    assert {k: got[k] for k in ("clean", "PGD-2/white-box")} == {k: want[k] for k in ("clean", "PGD-2/white-box")}
+    adv = rna_core.attack(cell, x, y, "pgd", steps=2, backend=be)
+    assert isinstance(adv, ms.Tensor) and adv.shape == x.shape
+    assert rna_core.score_examples(cell, adv, y, backend=be).expected == want["PGD-2/white-box"]

@@ -19,7 +19,7 @@ def test_checkpoint_crosses_backends(tmp_path, source):
     data = load_bundled("test").subset(100)
     accs = {}
     for target in ("torch", "mindspore"):
-        clf, _ = load_classifier(str(tmp_path), target, np.random.default_rng(5))
+        clf = load_classifier(tmp_path, target, seed=5)
         accs[target] = evaluate(clf, data, [], batch_size=25, progress=False)["clean"]
     print(f"\ntrained on {source}: clean accuracy (same paths) {accs}")
     assert abs(accs["torch"] - accs["mindspore"]) <= 0.01

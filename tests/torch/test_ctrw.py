@@ -80,7 +80,7 @@ def test_train_ctrw_end_to_end_and_reload(tmp_path):
     res = rna_core.train("quick-ctrw", "torch", tmp_path, progress=False, width=4, train_samples=256, batch_size=64,
                          epochs=1, eval_samples=32, eval_eot=2, **{"train_attack.steps": 2, "eval_attack.steps": 2})
     assert {"clean", "PGD-2/paper", "PGD-2/adaptive"} <= set(res.final)
-    clf, _ = load_classifier(str(tmp_path), "torch")
+    clf = load_classifier(str(tmp_path), "torch")
     total = clf.sigmas()["ctrw.sigma"].sum()
     recipe = get_recipe("quick-ctrw")
     assert recipe.sigma_lower - 1e-2 <= total <= recipe.sigma_upper + 1e-2
@@ -102,7 +102,7 @@ def test_ctrw_reports_write_json_and_png(tmp_path):
     assert all(0 <= r["ratio"] <= 1 and r["samples"] == 500 for r in table["rows"])
     dist = ctrw_report.sigma_distribution(runs, tmp_path / "report")
     assert dist["rows"][0]["sum"] <= get_recipe("quick-ctrw").sigma_upper + 1e-2
-    clf, _ = load_classifier(str(runs["project"]), "torch")
+    clf = load_classifier(str(runs["project"]), "torch")
     before = clf.sigmas()
     fig = ctrw_report.accuracy_vs_sigma(clf, load_bundled("test").subset(32), pgd_spec(1), [1.0, 500.0],
                                         tmp_path / "report", (255.0, 612.5))

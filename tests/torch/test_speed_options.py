@@ -160,3 +160,19 @@ def test_quick_recipe_in_bf16_reaches_the_fp32_accuracy(tmp_path):
         acc[precision] = result.final["clean"]
     assert acc["fp32"] > 0.5, acc
     assert abs(acc["bf16"] - acc["fp32"]) <= 0.015, acc
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(monkeypatch):
+    import warnings
+
+    from rna_core.backends.torch import backend as tb
+
+    clf = build_classifier({"name": "small_cnn", "num_classes": 10, "in_channels": 1, "width": 4}, "bn", True, "torch",
+                           np.random.default_rng(0))
+    monkeypatch.setattr(tb, "cpu_flags", lambda: {"avx2", "fma"})
+    with pytest.warns(RuntimeWarning, match="without native bf16"):
+        clf.backend.prepare(clf.model, Speed("bf16"))
+    monkeypatch.setattr(tb, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.backend.prepare(clf.model, Speed("bf16"))

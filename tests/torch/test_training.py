@@ -20,8 +20,19 @@ def test_cli_train_evaluate_and_errors(tmp_path, capsys):
                  "--report", str(tmp_path / "report")]) == 0
     text = capsys.readouterr().out
     assert "| model | threat model | Natural | FGSM | PGD-2 | worst case |" in text and "| white-box |" in text
-    assert json.loads((tmp_path / "report.json").read_text())["metrics"]["protocol"] == "white-box"
+    assert json.loads((tmp_path / "report" / "card.json").read_text())["metrics"]["protocol"] == "white-box"
     assert main(["train", "--set", "epoch=1", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "unknown recipe key 'epoch'" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_the_smoke_recipe_runs_end_to_end(tmp_path, capsys):
+    """``rna-core compare --recipe smoke`` (the install check): two trainings, both protocols, the table; then a
+    model card of one run."""
+    assert main(["compare", "--recipe", "smoke", "--out", str(tmp_path / "smoke"), "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "| bn (madry) | white-box |" in table and "| bn+in (blackbox) | adaptive" in table
+    assert main(["evaluate", str(tmp_path / "smoke" / "bn_in"), "--samples", "16", "--attacks", "pgd:2", "--eot", "2",
+                 "--answers", "2", "--quiet", "--report", str(tmp_path / "card")]) == 0
+    assert "Model card" in (tmp_path / "card" / "card.md").read_text()

@@ -105,5 +105,6 @@ for _loss in ("ce", "dlr"):
                     Word(f"apgd-{_loss}", lambda eps, n, loss=_loss: [apgd(loss, n or 100, eps)],
                          f"APGD-{_loss.upper()} (n = 100 iterations)"))
 register_attack(AttackKind("apgd-t", run_apgd_targeted, lambda s: "APGD-T", random_start=True,
+                           cost=lambda s: s.steps * s.eot * s.n_targets,
                            examples={"apgd-t": lambda: apgd_t(5, n_targets=2)}),
                 Word("apgd-t", lambda eps, n: [apgd_t(n or 100, eps)], "APGD-T (n = 100 iterations, 9 targets)"))

@@ -82,6 +82,7 @@ def run_cw(oracle: Oracle, x: T, y: T, spec: AttackSpec, rng: np.random.Generato
 
 
 register_attack(AttackKind("cw", run_cw, lambda s: "CW", minimum_norm=True,
+                           cost=lambda s: s.steps * s.eot * s.search_steps,
                            examples={"cw": lambda: cw(10, c=10.0, lr=0.05),
                                      "cw-search": lambda: cw(20, search_steps=2)}),
                 Word("cw", lambda eps, n: [cw(n or 1000)], "CW-L2 (n = 1000 steps)"))
