@@ -15,6 +15,7 @@ from .apart import BNLayout, BNPerturbation
 from .backend import INPUT, Backend
 from .checkpoints import load_checkpoint
 from .controller import Draw, DrawController, UnheldController
+from .data.inputs import framework
 from .losses import CE
 from .models.ctrw import add_random_weight
 from .own_model import differs
@@ -173,11 +174,10 @@ def _backend(backend: str | Backend, device: str | None) -> Backend:
 def framework_of(model: Any) -> str:
     """``torch`` or ``mindspore``: the framework whose module class ``model`` is (read from its classes' modules,
     importing nothing)."""
-    for cls in type(model).__mro__:
-        root = cls.__module__.split(".")[0]
-        if root in ("torch", "mindspore"):
-            return root
-    raise TypeError(f"{type(model).__name__} is neither a torch nn.Module nor a MindSpore nn.Cell")
+    fw = framework(model)
+    if fw is None:
+        raise TypeError(f"{type(model).__name__} is neither a torch nn.Module nor a MindSpore nn.Cell")
+    return fw
 
 
 def adopt(model: Any, num_classes: int | None, in_channels: int, probe: np.ndarray | None = None,

@@ -35,11 +35,9 @@ def host(a: Any, what: str = "images") -> np.ndarray:
     if isinstance(a, np.ndarray):
         return a
     fw = framework(a)
-    if fw == "torch":
-        import torch
-
+    if fw == "torch":  # read through the tensor's own methods: the core imports no framework
         a = a.detach().cpu()
-        return (a.float() if a.dtype in (torch.float16, torch.bfloat16) else a).numpy()
+        return (a.float() if str(a.dtype) in ("torch.float16", "torch.bfloat16") else a).numpy()
     if fw == "mindspore":
         return a.asnumpy()
     if isinstance(a, list | tuple | int | float | np.generic):
@@ -169,14 +167,9 @@ def first_images(source: Any, n: int) -> np.ndarray:
 
 def like(adv: np.ndarray, template: Any) -> Any:
     """``adv`` in ``template``'s framework, device and float dtype (numpy stays numpy, float32)."""
-    fw = framework(template)
+    fw = framework(template)  # made by the template's own methods and class: the core imports no framework
     if fw == "torch":
-        import torch
-
-        dtype = template.dtype if template.is_floating_point() else torch.float32
-        return torch.from_numpy(adv).to(device=template.device, dtype=dtype)
+        return (template if template.is_floating_point() else template.float()).new_tensor(adv)
     if fw == "mindspore":
-        import mindspore as ms
-
-        return ms.Tensor(adv)
+        return type(template)(adv)
     return adv
