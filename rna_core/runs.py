@@ -43,11 +43,13 @@ def load_run(checkpoint: str | Path, backend: str | Backend = "torch", seed: int
 def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch", attacks: Attacks | None = None,
                         samples: int | None = None, seed: int | None = None, progress: bool = True,
                         protocol: str | None = None, eot: int | None = None, answers: int | None = None,
-                        answer: str | None = None, transfer_draws: int | None = None) -> dict:
+                        answer: str | None = None, transfer_draws: int | None = None,
+                        save_dir: str | Path | None = None) -> dict:
     """Load a checkpoint on ``backend`` and evaluate it on its recipe's test split (``samples`` examples). Every
     setting left None is the recipe's (``eval_samples``, ``eval_attack``, ``eval_protocol``, ``eval_eot``,
     ``eval_answers``, ``eval_answer``, ``eval_transfer_draws``, and ``seed``), the ones the end-of-training
-    evaluation took: by default this gives its numbers (``metrics.json``) again."""
+    evaluation took: by default this gives its numbers (``metrics.json``) again. ``save_dir`` keeps each finished
+    attack there and resumes a killed evaluation (``evaluate``)."""
     run = load_run(checkpoint, backend, 0, samples)
     r = run.recipe
     return evaluate(run.classifier, run.test, r.eval_attacks if attacks is None else attacks,
@@ -55,7 +57,8 @@ def evaluate_checkpoint(checkpoint: str | Path, backend: str | Backend = "torch"
                     seed=r.seed if seed is None else seed, batch_size=r.eval_batch_size, progress=progress,
                     answers=r.eval_answers if answers is None else answers,
                     answer=r.eval_answer if answer is None else answer,
-                    transfer_draws=r.eval_transfer_draws if transfer_draws is None else transfer_draws)
+                    transfer_draws=r.eval_transfer_draws if transfer_draws is None else transfer_draws,
+                    save_dir=save_dir)
 
 
 def parse_labelled(items: list[str]) -> dict[str, str]:

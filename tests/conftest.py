@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +30,27 @@ if {"torch", "mindspore"} - selected_backends():
     collect_ignore_glob.append("parity/*")
 if not selected_backends():
     collect_ignore_glob.append("contract/*")
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# the README's training snippets shrunk to seconds (recipe keys every recipe takes from the environment)
+README_SHRINK = "epochs=1 train_samples=256 eval_samples=32 arch=small_cnn width=4 batch_size=64"
+
+
+@pytest.fixture
+def run_readme(tmp_path, monkeypatch):
+    """``run_readme(framework)``: run the README's Python code blocks for ``framework`` (those naming mindspore, or
+    the others), the ``index``-th, in a fresh directory, training shrunk by ``RNA_SET``; returns its code."""
+
+    def run(framework: str, index: int) -> str:
+        blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+        code = [b for b in blocks if ("mindspore" in b) == (framework == "mindspore")][index]
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("RNA_SET", README_SHRINK)
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+        return code
+
+    return run
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -18,7 +18,7 @@ from rna_core.models import graph as g
 from rna_core.models.ctrw import random_weights
 from rna_core.norms import PLAIN_BN
 
-from .layers import BatchNorm, DrawState, NormSlot, RandomConv, RandomWeight
+from .layers import BatchNorm, DrawState, NormSlot, RandomConv, RandomWeight, StridedPointwise
 from .ops import to_device
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -74,6 +74,8 @@ class Builder:
         if isinstance(node, g.Conv) and node.random is not None:
             return RandomConv(node.cin, node.cout, node.kernel, node.stride, node.padding, node.bias,
                               node.random.offset, self.state)
+        if isinstance(node, g.Conv) and node.kernel == 1 and node.stride > 1 and node.padding == 0:
+            return StridedPointwise(node.cin, node.cout, 1, node.stride, 0, bias=node.bias)
         if isinstance(node, g.Conv):
             return nn.Conv2d(node.cin, node.cout, node.kernel, node.stride, node.padding, bias=node.bias)
         if isinstance(node, g.RandomWeight):

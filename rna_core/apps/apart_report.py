@@ -21,6 +21,7 @@ from ..backend import DELTA
 from ..classifier import Classifier
 from ..data.loader import batches
 from ..losses import CE_MEAN
+from ..progress import forward_bar
 from .plots import pyplot, save
 
 
@@ -33,15 +34,16 @@ def _train_mode_accuracy(clf: Classifier, dataset, bn: BNPerturbation, batch_siz
 
 
 def statistics_attack(clf: Classifier, train_data, radii: list[float], groups: list[int], out_dir: str | Path,
-                      batch_size: int = 128, seed: int = 0) -> dict:
-    """Fig. 1 on ``clf`` (held to one draw of its path for the whole experiment)."""
+                      batch_size: int = 128, seed: int = 0, progress: bool = False) -> dict:
+    """Fig. 1 on ``clf`` (held to one draw of its path for the whole experiment), under one bar."""
     if not clf.bn_layout.names:
         raise ValueError("the BN-statistics attack needs a model with BN layers")
     be, size = clf.backend, clf.bn_layout.size
     rng = np.random.default_rng(seed)
     x, y = next(batches(train_data, batch_size, rng, shuffle=True, drop_last=True))
     rows = []
-    with clf.controller.frozen():
+    total = 1 + len(train_data) // batch_size * (len(groups) + len(radii) * (len(groups) + 2))
+    with forward_bar(clf, total, "apart-report Fig. 1", progress, x), clf.controller.frozen():
         clf.model.set_train(True)
         try:
             yb = be.ops.tensor(y)
@@ -79,26 +81,16 @@ def statistics_attack(clf: Classifier, train_data, radii: list[float], groups: l
 
 
 def statistics_shift(models: dict[str, Classifier], test_data, radii: list[float], out_dir: str | Path,
-                     seed: int = 0, batch_size: int = 250) -> dict:
+                     seed: int = 0, batch_size: int = 250, progress: bool = False) -> dict:
     """Fig. 2 for the models ``{label: classifier}`` (same architecture); their states are restored afterwards."""
     rows = []
-    for label, clf in models.items():
-        be, layout = clf.backend, clf.bn_layout
-        rng = np.random.default_rng(seed)
-        v = {name: rng.choice((-1.0, 1.0), c) for name, c in zip(layout.names, layout.channels, strict=True)}
-        state = be.get_state(clf.model)
-        clf.model.set_train(False)
-        try:
-            with clf.controller.frozen():
-                for which in ("mean", "std"):
-                    for eps in [0.0, *radii]:
-                        be.set_state(clf.model, shift_statistics(state, layout, which, eps, v))
-                        hits = [clf.logits(x).argmax(1) == y for x, y in batches(test_data, batch_size)]
-                        rows.append({"model": label, "statistic": which, "eps": eps,
-                                     "accuracy": float(np.concatenate(hits).mean())})
-        finally:
-            be.set_state(clf.model, state)
+    total = len(models) * 2 * (1 + len(radii)) * -(-len(test_data) // batch_size)
+    probe = next(batches(test_data, batch_size))[0]
+    with forward_bar(list(models.values()), total, "apart-report Fig. 2", progress, probe):
+        for label, clf in models.items():
+            rows += _shifted_accuracies(label, clf, test_data, radii, seed, batch_size)
     result = {"report": "statistics_shift", "seed": seed, "examples": len(test_data), "rows": rows}
+
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, which in zip(axes, ("mean", "std"), strict=True):
@@ -111,3 +103,24 @@ def statistics_shift(models: dict[str, Classifier], test_data, radii: list[float
     axes[0].set_ylabel("test accuracy")
     axes[0].legend()
     return save(result, fig, out_dir, "statistics_shift")
+
+
+def _shifted_accuracies(label: str, clf: Classifier, test_data, radii: list[float], seed: int,
+                        batch_size: int) -> list[dict]:
+    """Test accuracy of one model with its running mean, then std, shifted by each eps (0 first)."""
+    be, layout = clf.backend, clf.bn_layout
+    rng = np.random.default_rng(seed)
+    v = {name: rng.choice((-1.0, 1.0), c) for name, c in zip(layout.names, layout.channels, strict=True)}
+    state, rows = be.get_state(clf.model), []
+    clf.model.set_train(False)
+    try:
+        with clf.controller.frozen():
+            for which in ("mean", "std"):
+                for eps in [0.0, *radii]:
+                    be.set_state(clf.model, shift_statistics(state, layout, which, eps, v))
+                    hits = [clf.logits(x).argmax(1) == y for x, y in batches(test_data, batch_size)]
+                    rows.append({"model": label, "statistic": which, "eps": eps,
+                                 "accuracy": float(np.concatenate(hits).mean())})
+    finally:
+        be.set_state(clf.model, state)
+    return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -80,15 +81,17 @@ def cmd_compare(args) -> int:
         output_files("--json", args.json)
     if args.out:
         output_dir(args.out, "compare --out")
-    results = {}
-    for norms in args.norms or ["bn", base.norms]:
+    results, specs = {}, args.norms or ["bn", base.norms]
+    for i, norms in enumerate(specs):
         random = len(parse_norms(norms)) > 1
         method = base.method if random or base.method == "clean" else "madry"
         recipe = base.replace(norms=norms, method=method)
         out = Path(args.out) / norms.replace("+", "_") if args.out else default_run_dir(recipe)
         again = (out / "latest.json").is_file()  # run before: continued (a finished one only re-evaluated)
-        print(f"== {'continuing' if again else 'training'} {recipe.name}: norms={norms} method={method} in {out}"
-              + (" (delete it to train afresh)" if again else ""), file=sys.stderr)
+        if not args.quiet:
+            print(f"== model {i + 1}/{len(specs)}: {'continuing' if again else 'training'} {recipe.name}: "
+                  f"norms={norms} method={method} in {out}" + (" (delete it to train afresh)" if again else ""),
+                  file=sys.stderr)
         res = train(recipe, _backend_arg(args), out, resume=args.resume or again, progress=not args.quiet)
         results[f"{norms} ({method})"] = res.final
     print(markdown(results, f"{base.name}: robust accuracy (%) on the test split"))
@@ -118,17 +121,36 @@ def _run(args):
     return load_run(args.checkpoint, _backend_arg(args), args.seed, args.samples)
 
 
+def _report_dir(args, model: str) -> Path:
+    """``--report DIR``, else ``reports/<run>-<hash of the model and the evaluation's settings>``: the same command
+    on the same model finds its kept evaluation again (and resumes it), another gets its own directory."""
+    if args.report:
+        return Path(args.report)
+    keys = ("backend", "mode", "samples", "attacks", "eps", "eot", "answers", "answer", "protocol",
+            "transfer_draws", "seed")
+    settings = json.dumps({"model": model, **{k: getattr(args, k) for k in keys}}, sort_keys=True)
+    name = Path(args.checkpoint).resolve()
+    name = name.parent.name if name.suffix else name.name
+    return Path("reports") / f"{name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
+
+
 def cmd_evaluate(args) -> int:
+    """Evaluate a checkpoint; each finished attack is kept in the report directory as it completes (a killed
+    evaluation resumes there), the model card is written there at the end."""
     from ..evaluation import evaluate, trials
+    from ..evaluation.evaluate import fingerprint
     from .model_card import card_markdown, model_card
 
     if args.report:
         output_files("--report", *(Path(args.report) / f"card{s}" for s in (".md", ".json")))
     run = _run(args)
+    report = _report_dir(args, fingerprint(run.classifier))
+    output_dir(report, "the report directory")
     attacks = _attacks(args.attacks, args.eps / 255)
     progress = not args.quiet
     metrics = evaluate(run.classifier, run.test, attacks, args.protocol, args.eot, seed=args.seed, progress=progress,
-                       answers=args.answers, answer=args.answer, transfer_draws=args.transfer_draws)
+                       answers=args.answers, answer=args.answer, transfer_draws=args.transfer_draws,
+                       save_dir=report)
     name = Path(args.checkpoint).name
     card = model_card(metrics, run.classifier, run.meta, str(args.checkpoint),
                       f"{run.recipe.dataset} test", args.seed)
@@ -139,8 +161,10 @@ def cmd_evaluate(args) -> int:
                                progress=progress)
         text += "\n\n" + trials_markdown(out["trials"], "paper")
     print(text)
-    if args.report:
-        write_text(Path(args.report) / "card", text, out)
+    write_text(report / "card", text, out)
+    if progress:
+        print(f"rna-core evaluate: {report}/card.md and card.json; per-example answers in "
+              f"{report}/evaluation.safetensors", file=sys.stderr)
     return 0
 
 
@@ -167,11 +191,13 @@ def cmd_study(args) -> int:
     clf, data = run.classifier, run.test
     spec = pgd(args.steps, args.eps / 255, args.eps / 255 / 4)
     if args.kind == "transfer":
-        res = studies.transfer_matrix(clf, data, spec, args.out, seed=args.seed)
+        res = studies.transfer_matrix(clf, data, spec, args.out, seed=args.seed, progress=not args.quiet)
     elif args.kind == "path-difference":
-        res = studies.path_difference(clf, data, spec, args.out, pairs=args.pairs, seed=args.seed)
+        res = studies.path_difference(clf, data, spec, args.out, pairs=args.pairs, seed=args.seed,
+                                      progress=not args.quiet)
     else:
-        res = studies.gradient_similarity(clf, data, args.out, pairs=args.pairs, seed=args.seed)
+        res = studies.gradient_similarity(clf, data, args.out, pairs=args.pairs, seed=args.seed,
+                                          progress=not args.quiet)
     print(json.dumps({k: v for k, v in res.items() if k in ("study", "files", "median", "accuracy", "rows")},
                      indent=1))
     return 0
@@ -190,7 +216,7 @@ def cmd_ctrw_report(args) -> int:
     sums = [float(s) for s in args.sums.split(",")] if args.sums else None
     fig = ctrw_report.accuracy_vs_sigma(run.classifier, run.test, pgd(args.steps, args.eps / 255, args.eps / 255 / 4),
                                         sums, args.out, (table["rows"][0]["A"], table["rows"][0]["B"]),
-                                        args.protocol, args.eot, args.seed)
+                                        args.protocol, args.eot, args.seed, not args.quiet)
     print(json.dumps({"files": table["files"] + dist["files"] + fig["files"], "table6": table["rows"],
                       "fig3b": fig["rows"]}, indent=1, default=str))
     return 0
@@ -209,11 +235,11 @@ def cmd_apart_report(args) -> int:
     train_data = train_data.subset(args.train_samples or args.samples)
     radii = [float(r) for r in args.radii.split(",")]
     fig1 = apart_report.statistics_attack(run.classifier, train_data, radii, [int(n) for n in args.groups.split(",")],
-                                          args.out, recipe.batch_size, args.seed)
+                                          args.out, recipe.batch_size, args.seed, not args.quiet)
     models = {Path(args.checkpoint).name: run.classifier}
     for label, path in parse_labelled(args.compare).items():
         models[label] = load_run(path, _backend_arg(args), args.seed).classifier
-    fig2 = apart_report.statistics_shift(models, run.test, radii, args.out, args.seed)
+    fig2 = apart_report.statistics_shift(models, run.test, radii, args.out, args.seed, progress=not args.quiet)
     print(json.dumps({"files": fig1["files"] + fig2["files"], "fig1": fig1["rows"], "fig2": fig2["rows"]},
                      indent=1))
     return 0
@@ -299,7 +325,9 @@ def _evaluation_commands(sub) -> None:
                         "answers), joined with '+'; both = paper+adaptive (default), all")
     e.add_argument("--trials", type=_non_negative, default=0, help="also repeat the paper protocol N times (stability)")
     e.add_argument("--report", default=None, type=_nonempty, metavar="DIR",
-                   help="write the model card to DIR/card.md and DIR/card.json")
+                   help="keep each finished attack in DIR as it completes (a killed evaluation resumes there) and "
+                        "write the model card to DIR/card.md and DIR/card.json (default: reports/<run>-<hash of "
+                        "the model and settings>)")
     e.set_defaults(fn=cmd_evaluate)
     s_ = sub.add_parser("sanity", help="gradient-masking checks, PASS/FAIL with numbers")
     _checkpoint_args(s_)

@@ -22,8 +22,11 @@ from ..attacks import AttackSpec
 from ..bounds import normal_cdf, positive_sample_ratio
 from ..checkpoints import load_checkpoint
 from ..classifier import Classifier, graph_from_arch
+from ..data.inputs import as_examples, first_images
 from ..evaluation import evaluate
+from ..evaluation.evaluate import planned_passes
 from ..models.ctrw import random_weights
+from ..progress import forward_bar
 from ..recipes import Recipe, saved_recipe
 from .plots import pyplot, save
 
@@ -92,18 +95,20 @@ def default_sums(clf: Classifier) -> list[float]:
 
 def accuracy_vs_sigma(clf: Classifier, dataset, attack: AttackSpec, sums: list[float] | None, out_dir: str | Path,
                       bounds: tuple[float, float] | None = None, protocol: str = "paper", eot: int = 8,
-                      seed: int = 0) -> dict:
+                      seed: int = 0, progress: bool = False) -> dict:
     """Fig. 3b: sigma rescaled to each total in ``sums`` (default ``default_sums``; its learned shape kept), natural
     and ``attack`` accuracy under ``protocol``; the learned sigma is restored afterwards."""
     sums = default_sums(clf) if sums is None else sums
     learned = clf.sigmas()
     rows = []
+    passes = len(sums) * planned_passes(clf, dataset, [attack], protocol, eot)
     try:
-        for total in sums:
-            clf.set_sigmas({k: v * (total / max(float(v.sum()), 1e-12)) for k, v in learned.items()})
-            res = evaluate(clf, dataset, [attack], protocol, eot, seed=seed, progress=False)
-            robust = res[f"{attack.label}/{'adaptive' if protocol == 'both' else protocol}"]
-            rows.append({"sum_sigma": total, "natural": res["clean"], "robust": robust})
+        with forward_bar(clf, passes, "ctrw-report Fig. 3b", progress, first_images(as_examples(dataset), 250)):
+            for total in sums:
+                clf.set_sigmas({k: v * (total / max(float(v.sum()), 1e-12)) for k, v in learned.items()})
+                res = evaluate(clf, dataset, [attack], protocol, eot, seed=seed, progress=False)
+                robust = res[f"{attack.label}/{'adaptive' if protocol == 'both' else protocol}"]
+                rows.append({"sum_sigma": total, "natural": res["clean"], "robust": robust})
     finally:
         clf.set_sigmas(learned)
     result = {"report": "accuracy_vs_sigma", "attack": attack.to_dict(), "protocol": protocol, "bounds": bounds,

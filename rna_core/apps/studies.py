@@ -6,6 +6,8 @@
   over random pairs (mean, min, max per d);
 - ``gradient_similarity`` (Fig. 3): per-example cosine similarity of input gradients between two paths
   (random pairs, and every pair of single-candidate paths), as histograms.
+
+Each runs on one batch of ``n`` test images under one bar (``progress``: an estimate first).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 from ..attacks import AttackSpec
 from ..classifier import Classifier
 from ..evaluation import craft
+from ..evaluation.threats import cost
+from ..progress import forward_bar
 from .plots import pyplot, save
 
 
@@ -44,19 +48,21 @@ def _batch(dataset, n: int):
 
 
 def transfer_matrix(clf: Classifier, dataset, attack: AttackSpec, out_dir: str | Path, n: int = 500,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, progress: bool = False) -> dict:
     _paths(clf, "transfer")
     rng = np.random.default_rng(seed)
     names = _names(clf)
     x, y = _batch(dataset, n)
     clf.model.set_train(False)
     matrix = np.zeros((len(names), len(names)))
-    for i in range(len(names)):
-        with clf.controller.fixed(clf.space.fixed(i)):
-            adv = craft(clf, x, y, attack, rng)
-        for j in range(len(names)):
-            with clf.controller.fixed(clf.space.fixed(j)):
-                matrix[i, j] = _accuracy(clf, adv, y)
+    k = len(names)
+    with forward_bar(clf, k * cost(attack) + k * k, "study transfer", progress, x):
+        for i in range(k):
+            with clf.controller.fixed(clf.space.fixed(i)):
+                adv = craft(clf, x, y, attack, rng)
+            for j in range(k):
+                with clf.controller.fixed(clf.space.fixed(j)):
+                    matrix[i, j] = _accuracy(clf, adv, y)
     result = {"study": "transfer_matrix", "attack": attack.to_dict(), "n": len(y), "sources": names,
               "targets": names, "accuracy": matrix.tolist()}
     plt = pyplot()
@@ -83,7 +89,8 @@ def _perturb_path(clf: Classifier, p: np.ndarray, d: int, rng: np.random.Generat
 
 
 def path_difference(clf: Classifier, dataset, attack: AttackSpec, out_dir: str | Path, n: int = 500,
-                    pairs: int = 10, distances: list[int] | None = None, seed: int = 0) -> dict:
+                    pairs: int = 10, distances: list[int] | None = None, seed: int = 0,
+                    progress: bool = False) -> dict:
     _paths(clf, "path-difference")
     if not clf.space.layer_free:
         raise ValueError("path difference needs a layer-free path space")
@@ -93,17 +100,18 @@ def path_difference(clf: Classifier, dataset, attack: AttackSpec, out_dir: str |
     random_layers = int((clf.space.counts > 1).sum())
     distances = distances or sorted({0, *range(0, random_layers + 1, max(1, random_layers // 10)), random_layers})
     rows = []
-    for d in distances:
-        accs = []
-        for _ in range(pairs):
-            p = clf.controller.draw().path
-            q = _perturb_path(clf, p, d, rng)
-            with clf.controller.fixed(p):
-                adv = craft(clf, x, y, attack, rng)
-            with clf.controller.fixed(q):
-                accs.append(_accuracy(clf, adv, y))
-        rows.append({"distance": d, "mean": float(np.mean(accs)), "min": float(min(accs)),
-                     "max": float(max(accs)), "accuracy": accs})
+    with forward_bar(clf, len(distances) * pairs * (cost(attack) + 1), "study path-difference", progress, x):
+        for d in distances:
+            accs = []
+            for _ in range(pairs):
+                p = clf.controller.draw().path
+                q = _perturb_path(clf, p, d, rng)
+                with clf.controller.fixed(p):
+                    adv = craft(clf, x, y, attack, rng)
+                with clf.controller.fixed(q):
+                    accs.append(_accuracy(clf, adv, y))
+            rows.append({"distance": d, "mean": float(np.mean(accs)), "min": float(min(accs)),
+                         "max": float(max(accs)), "accuracy": accs})
     result = {"study": "path_difference", "attack": attack.to_dict(), "n": len(y), "pairs": pairs, "rows": rows}
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -122,7 +130,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def gradient_similarity(clf: Classifier, dataset, out_dir: str | Path, n: int = 500, pairs: int = 10,
-                        seed: int = 0) -> dict:
+                        seed: int = 0, progress: bool = False) -> dict:
     _paths(clf, "gradients")
     x, y = _batch(dataset, n)
     ops = clf.backend.ops
@@ -135,13 +143,14 @@ def gradient_similarity(clf: Classifier, dataset, out_dir: str | Path, n: int = 
 
     groups: dict[str, list[float]] = {}
     names = _names(clf)
-    singles = [grad(clf.space.fixed(i)) for i in range(len(names))]
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            groups[f"{names[i]} vs {names[j]}"] = _cosine(singles[i], singles[j]).tolist()
-    if clf.controller.is_random:
-        groups["random path pairs"] = np.concatenate(
-            [_cosine(grad(clf.controller.draw()), grad(clf.controller.draw())) for _ in range(pairs)]).tolist()
+    with forward_bar(clf, len(names) + 2 * pairs, "study gradients", progress, x):
+        singles = [grad(clf.space.fixed(i)) for i in range(len(names))]
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                groups[f"{names[i]} vs {names[j]}"] = _cosine(singles[i], singles[j]).tolist()
+        if clf.controller.is_random:
+            groups["random path pairs"] = np.concatenate(
+                [_cosine(grad(clf.controller.draw()), grad(clf.controller.draw())) for _ in range(pairs)]).tolist()
     result = {"study": "gradient_similarity", "n": len(y), "cosine": groups,
               "median": {k: float(np.median(v)) for k, v in groups.items()}}
     plt = pyplot()

@@ -31,14 +31,18 @@ their output only where its L2 distance is within their budget ``eps``, else the
 median L2 distortion of the examples most answers misclassify. ``forwards/<col>/<member>`` counts the forward
 passes per image the attack spent (a gradient counts one). Results carry ``flags`` (``flags``).
 
-The threat models are the classes of ``threats``; ``answers`` answers and submits.
+The work runs column by column: the clean answers over every batch, then each attack column over every batch
+(``record``: the data is read once per column and must not change between passes). With ``save_dir`` each finished
+column is kept on disk as it completes, and an evaluation with the same settings there resumes from it to the
+numbers of an uninterrupted run. The threat models are the classes of ``threats``; ``answers`` answers and submits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -46,10 +50,12 @@ from tqdm.auto import tqdm
 from ..attacks import AttackSpec, parse_attack
 from ..classifier import Classifier
 from ..data.inputs import as_examples, count_batches, first_images, iterate
+from ..progress import forward_bar
 from ..protocols import ANSWER_MODES, parse_protocols
 from ..scoring import Score, score
 from .answers import Batch
 from .flags import flags
+from .record import Passes, Record, Store
 from .threats import Job, Tally, plan
 
 Attacks = Sequence[AttackSpec] | dict[str, list[AttackSpec]]
@@ -89,9 +95,11 @@ def _check_settings(clf: Classifier, dataset, answer: str, **counts: int) -> Non
         raise ValueError(f"the data set has {dataset.num_classes} classes but the model {clf.model.num_classes}")
 
 
-def _group(found: dict[str, list[np.ndarray]], columns: dict, protocols: tuple[str, ...]) -> None:
-    """A batch's derived keys: each column's adaptive worst case (paper, eot, transfer), the worst cases over the
-    columns (white-box, paper, adaptive); the paper members leave if only asked for the adaptive case."""
+def _group(answers: dict[str, list[np.ndarray]], columns: list[str], protocols: tuple[str, ...]) -> dict:
+    """The keys scored from the members' answer matrices: each member, each column's adaptive worst case (paper,
+    eot, transfer), the worst cases over the columns (white-box, paper, adaptive); the paper members leave if
+    only the adaptive case was asked for."""
+    found = dict(answers)
     for col in columns:
         members = [m for m in ("paper", "eot", "transfer") if f"{col}/{m}" in found]
         if "adaptive" in protocols and members:
@@ -103,18 +111,7 @@ def _group(found: dict[str, list[np.ndarray]], columns: dict, protocols: tuple[s
     if "paper" not in protocols:
         for col in [*columns, "worst-case"]:
             found.pop(f"{col}/paper", None)
-
-
-def _scores(per_key: dict[str, list[list[np.ndarray]]], tally: Tally, clusters: np.ndarray, n_batches: int) -> dict:
-    out = {}
-    for key, per_batch in per_key.items():
-        joined = [np.concatenate([mats_b[i] for mats_b in per_batch]) for i in range(len(per_batch[0]))]
-        out.update(score(joined, clusters).to_dict(key))
-    for key, v in tally.dists.items():
-        d = np.concatenate(v)
-        out[key] = float(np.nanmedian(d)) if np.isfinite(d).any() else None
-    out.update({k: v / n_batches for k, v in tally.forwards.items()})
-    return out
+    return found
 
 
 def _header(clf: Classifier, n: int, columns: dict, protocols: tuple[str, ...], eot: int, answers: int, answer: str,
@@ -140,7 +137,8 @@ def seeds(seed: int | Sequence[int]) -> tuple[np.random.Generator, np.random.Gen
 
 def evaluate(clf: Classifier, dataset, attacks: Attacks = (), protocol: str | Sequence[str] = "both", eot: int = 8,
              *, seed: int | Sequence[int] = 0, batch_size: int = 250, progress: bool = True, answers: int = 10,
-             answer: str = "per-batch", transfer_draws: int = 1, backend=None) -> dict:
+             answer: str = "per-batch", transfer_draws: int = 1, backend=None,
+             save_dir: str | Path | None = None) -> dict:
     """Clean and robust accuracy (fractions in [0, 1]) of ``clf`` on ``dataset`` under ``protocol``, every example
     answered by ``answers`` fresh draws; ``eot`` is K of the adaptive attacks. See the module docstring for the
     keys; ``<key>`` is the expected accuracy, ``<key>/persistent`` the persistent one, ``<key>/se`` their SEs.
@@ -149,7 +147,10 @@ def evaluate(clf: Classifier, dataset, attacks: Attacks = (), protocol: str | Se
     default the framework's own); ``dataset`` any form of ``rna_core.data.inputs`` (an rna-core data set, an
     ``(x, y)`` pair of arrays or tensors, a torch ``DataLoader``...); ``attacks`` specs or names (``"pgd"``).
     The numbers are a function of the weights, the data, the settings and ``seed`` (the draws and the attacks'
-    random numbers, ``seeds``), reported as ``seed``."""
+    random numbers, ``seeds``), reported as ``seed``. The work runs column by column (the clean answers, then
+    each attack over every batch); with ``save_dir`` each finished column is kept there as it completes and an
+    evaluation with the same settings resumes from it (``record``), ending with an uninterrupted run's numbers.
+    ``progress``: an estimate first, then a bar in forward passes (``rna_core.progress``)."""
     dataset = as_examples(dataset)
     if not isinstance(clf, Classifier):
         clf = _adopt(clf, dataset, backend)
@@ -158,58 +159,123 @@ def evaluate(clf: Classifier, dataset, attacks: Attacks = (), protocol: str | Se
                     batch_size=batch_size)
     columns = _columns(attacks)
     threats = plan(clf.controller.is_random, clf.model.holdable, protocols)
-    draws, rng = seeds(seed)
-    tally, per_key, clusters = Tally(), {}, []
+    streams = seeds(seed)
+    header = _header(clf, 0, columns, protocols, eot, answers, answer, transfer_draws)
+    header["seed"] = seed if isinstance(seed, int) else list(seed)
+    record, store = Record(), None
+    if save_dir is not None:
+        store = Store(save_dir, {**{k: header[k] for k in SETTINGS}, "batch_size": batch_size,
+                                 "backend": clf.backend.name, "model": fingerprint(clf)})
+        if store.load(record, streams) and progress:
+            print(f"rna-core evaluate: resuming from {save_dir} ({', '.join(record.done)} done)", file=sys.stderr)
+    passes = Passes(dataset, batch_size, record, "the first pass" if store is None or not record.done else
+                    f"the saved evaluation in {save_dir}")
     n_batches = count_batches(dataset, batch_size)
-    per_batch = _forwards(clf, dataset, columns, threats, eot, transfer_draws, answers, answer, batch_size)
-    with clf.controller.seeded(draws), clf.evaluating(), _bar(clf, per_batch, n_batches, progress) as bar:
-        for b, (x, y) in enumerate(iterate(dataset, batch_size)):
-            bar.set_postfix_str(f"batch {b + 1}/{n_batches or '?'}")
-            batch = Batch(clf, clf.check_images(x), clf.check_labels(y, len(x)), answers, answer == "per-example")
-            found = {"clean": [batch.answer(batch.x)]}
-            start = clusters[-1][-1] + 1 if clusters else 0
-            clusters.append(start + np.arange(len(y)) if batch.per_example else np.full(len(y), b))
-            for col, specs in columns.items():
-                for spec in specs:
-                    job = Job(clf, batch, col, spec, rng, eot, transfer_draws, tally, found)
-                    for threat in threats:
-                        threat.run(job)
-            _group(found, columns, protocols)
-            for key, value in found.items():
-                per_key.setdefault(key, []).append(value)
-    out = _header(clf, sum(len(c) for c in clusters), columns, protocols, eot, answers, answer, transfer_draws)
-    out.update(_scores(per_key, tally, np.concatenate(clusters), len(clusters)))
-    out["seed"] = seed if isinstance(seed, int) else list(seed)
+    cost = _costs(clf, dataset, columns, threats, eot, transfer_draws, answers, answer, batch_size)
+    total = n_batches and n_batches * sum(cost.values())
+    done = n_batches and n_batches * sum(cost[c] for c in record.done)
+    probe = first_images(dataset, batch_size) if progress and total and total > done else None
+    run = _Run(clf, columns, threats, streams[1], eot, transfer_draws, answers, answer == "per-example", record,
+               n_batches)
+    with forward_bar(clf, total, "evaluate", progress, probe, done) as bar, clf.controller.seeded(streams[0]), \
+            clf.evaluating():
+        order = ["clean", *columns]
+        for col in order:
+            if col in record.done:
+                continue
+            run.column(col, passes, bar)
+            if store is not None:
+                store.save(record, streams, _result(header, record, columns, protocols), col == order[-1])
+    return _result(header, record, columns, protocols)
+
+
+SETTINGS = ("protocol", "eot", "answers", "answer", "transfer_draws", "attacks", "seed", "classes")
+
+
+class _Run:
+    """One evaluation's columns, run batch by batch into ``record``."""
+
+    def __init__(self, clf: Classifier, columns: dict, threats: list, rng: np.random.Generator, eot: int,
+                 transfer_draws: int, answers: int, per_example: bool, record: Record, n_batches: int | None):
+        self.clf, self.columns, self.threats, self.rng = clf, columns, threats, rng
+        self.eot, self.transfer_draws, self.answers, self.per_example = eot, transfer_draws, answers, per_example
+        self.record, self.n_batches = record, n_batches
+
+    def column(self, col: str, passes: Passes, bar) -> None:
+        """The clean answers (``col == "clean"``: also each example's draw cluster) or one attack column."""
+        per_batch, clusters, tally = [], [], Tally()
+        for b, (x, y) in enumerate(passes):
+            bar.set_postfix_str(f"{col} batch {b + 1}/{self.n_batches or '?'}")
+            clf = self.clf
+            batch = Batch(clf, clf.check_images(x), clf.check_labels(y, len(x)), self.answers, self.per_example)
+            found: dict[str, list[np.ndarray]] = {}
+            if col == "clean":
+                found["clean"] = [batch.answer(batch.x)]
+                start = clusters[-1][-1] + 1 if clusters else 0
+                clusters.append(start + np.arange(len(y)) if batch.per_example else np.full(len(y), b))
+            for spec in self.columns.get(col, []) if col != "clean" else []:
+                job = Job(clf, batch, col, spec, self.rng, self.eot, self.transfer_draws, tally, found)
+                for threat in self.threats:
+                    threat.run(job)
+            per_batch.append(found)
+        if not per_batch:
+            raise ValueError("no examples to evaluate: the data is empty")
+        self.record.add(per_batch)
+        if col == "clean":
+            self.record.clusters = np.concatenate(clusters)
+        for key, count in tally.forwards.items():
+            self.record.tally.forwards[key] = count / len(per_batch)
+        self.record.tally.dists.update(tally.dists)
+        self.record.done.append(col)
+
+
+def _result(header: dict, record: Record, columns: dict, protocols: tuple[str, ...]) -> dict:
+    """The scores of the columns done (all of them at the end), with the header, seed and flags."""
+    out = {**header, "n": len(record.clusters)}
+    mats = _group(record.answers, [c for c in columns if c in record.done], protocols)
+    for key, ms in mats.items():
+        out.update(score(ms, record.clusters).to_dict(key))
+    for key, v in record.tally.dists.items():
+        d = np.concatenate(v)
+        out[key] = float(np.nanmedian(d)) if np.isfinite(d).any() else None
+    out.update(record.tally.forwards)
+    out["seed"] = header["seed"]
     out["flags"] = flags(out)
-    if not clf.controller.is_random and columns:
+    if header["random"] is False and columns:
         out["note"] = "the model is deterministic (no randomness drawn or detected): only white-box attacks were run"
     return out
 
 
-def _forwards(clf: Classifier, dataset, columns: dict, threats: list, eot: int, transfer_draws: int, answers: int,
-              answer: str, batch_size: int) -> int:
-    """The forward passes one batch takes at most: its clean answers and every attack's threat members."""
+def fingerprint(clf: Classifier) -> str:
+    """SHA-256 of the model's state (every array by canonical name): what a saved evaluation was made on."""
+    h = hashlib.sha256()
+    for name, value in sorted(clf.backend.get_state(clf.model).items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()
+
+
+def _costs(clf: Classifier, dataset, columns: dict, threats: list, eot: int, transfer_draws: int, answers: int,
+           answer: str, batch_size: int) -> dict[str, int]:
+    """Per column (``clean`` first) the forward passes one batch takes at most."""
     random = clf.controller.is_random
     r = answers if random else 1
     one = min(batch_size, len(dataset) or batch_size) if answer == "per-example" and random else 1
-    return one * r + sum(t.forwards(spec, eot, transfer_draws, one, r) for specs in columns.values()
-                         for spec in specs for t in threats)
+    out = {"clean": one * r}
+    for col, specs in columns.items():
+        out[col] = sum(t.forwards(spec, eot, transfer_draws, one, r) for spec in specs for t in threats)
+    return out
 
 
-@contextmanager
-def _bar(clf: Classifier, per_batch: int, n_batches: int | None, progress: bool) -> Iterator[tqdm]:
-    """A bar in forward passes (every attack iteration moves it; its rate gives the time left), the estimate
-    printed first."""
-    total = per_batch * n_batches if n_batches else None
-    if progress and total:
-        print(f"rna-core evaluate: at most {total:,} forward passes ({n_batches} batches x {per_batch:,}); the bar "
-              "gives the time left once it has measured the rate", file=sys.stderr)
-    bar = tqdm(total=total, desc="evaluate", unit="fwd", disable=not progress, leave=False, smoothing=0.05)
-    with clf.controller.observe(lambda _: bar.update(1)):
-        try:
-            yield bar
-        finally:
-            bar.close()
+def planned_passes(clf: Classifier, dataset, attacks: Attacks = (), protocol: str | Sequence[str] = "both",
+                   eot: int = 8, *, batch_size: int = 250, answers: int = 10, answer: str = "per-batch",
+                   transfer_draws: int = 1) -> int:
+    """The forward passes ``evaluate`` with these settings takes at most (0 for a stream of unknown length): what
+    a command running several evaluations sums for its estimate."""
+    dataset = as_examples(dataset)
+    threats = plan(clf.controller.is_random, clf.model.holdable, parse_protocols(protocol))
+    cost = _costs(clf, dataset, _columns(attacks), threats, eot, transfer_draws, answers, answer, batch_size)
+    return (count_batches(dataset, batch_size) or 0) * sum(cost.values())
 
 
 def _adopt(model, dataset, backend) -> Classifier:

@@ -25,10 +25,9 @@ from .answers import Batch, attack_checked, forwards
 
 @dataclass
 class Tally:
-    """What the batches have recorded: per key the (N, R) answer matrices of each batch, forward counts and the L2
-    distances of minimum-norm attacks' successes."""
+    """What the batches have recorded besides answers: forward counts and the L2 distances of minimum-norm
+    attacks' successes."""
 
-    found: dict[str, list[np.ndarray]] = field(default_factory=dict)
     forwards: dict[str, int] = field(default_factory=dict)
     dists: dict[str, list[np.ndarray]] = field(default_factory=dict)
 

@@ -31,15 +31,18 @@ class Divergence(Callback):
 
 
 class Progress(Callback):
-    """A bar per epoch (only where ``enabled``: rank 0, progress asked for)."""
+    """One bar over the whole run (only where ``enabled``: rank 0, progress asked for): every step moves it, so its
+    rate gives the time left to the run's end; the epoch, loss, accuracy and lr beside it."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled, self.bar = enabled, None
 
     def on_epoch_begin(self, state: RunState) -> None:
-        r = state.recipe
-        self.bar = tqdm(total=state.steps_per_epoch, initial=state.skip, leave=False, disable=not self.enabled,
-                        desc=f"{r.name} [{r.norms}] epoch {state.epoch + 1}/{r.epochs}")
+        r, n = state.recipe, state.steps_per_epoch
+        if self.bar is None:
+            self.bar = tqdm(total=r.epochs * n, initial=state.epoch * n + state.skip, leave=False,
+                            disable=not self.enabled, unit="step", smoothing=0.1)
+        self.bar.set_description(f"{r.name} [{r.norms}] epoch {state.epoch + 1}/{r.epochs}")
 
     def on_step(self, state: RunState) -> None:
         self.bar.update(1)
@@ -48,7 +51,8 @@ class Progress(Callback):
             self.bar.set_postfix(loss=f"{loss / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{state.lr:.3g}")
 
     def on_epoch_end(self, state: RunState) -> None:
-        self.bar.close()
+        if state.epoch + 1 == state.recipe.epochs:
+            self.bar.close()
 
 
 class Logging(Callback):

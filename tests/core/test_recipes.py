@@ -60,3 +60,21 @@ def test_sections_keep_every_flat_key_and_both_sidecar_forms_load():
         Recipe.from_dict({**r.flat(), "nope": 1})
     with pytest.raises(AttributeError, match="no key 'nope'"):
         r.nope  # noqa: B018
+
+
+def test_the_environment_overrides_every_recipe_after_the_callers_keys(monkeypatch, capsys):
+    from rna_core.validation import ConfigError
+
+    monkeypatch.setenv("RNA_SET", "epochs=1 train_samples=256 arch=small_cnn train_attack.steps=2")
+    r = get_recipe("quick", epochs=4, lr=0.05)
+    assert (r.epochs, r.train_samples, r.arch, r.train_attack.steps, r.lr) == (1, 256, "small_cnn", 2, 0.05)
+    assert get_recipe(RECIPES["smoke"]).epochs == 1
+    assert "RNA_SET overrides every recipe" in capsys.readouterr().err
+    monkeypatch.setenv("RNA_SET", "epochs")
+    with pytest.raises(ConfigError, match="RNA_SET takes key=value"):
+        get_recipe("quick")
+    monkeypatch.setenv("RNA_SET", "epoch=1")
+    with pytest.raises(KeyError, match="unknown recipe key 'epoch'"):
+        get_recipe("quick")
+    monkeypatch.delenv("RNA_SET")
+    assert get_recipe("quick") is RECIPES["quick"]

@@ -1,6 +1,9 @@
 """The CLI end to end on the bundled data with a tiny network (train, evaluate, report, errors)."""
 
 import json
+from pathlib import Path
+
+import numpy as np
 
 from rna_core.apps.cli import main
 
@@ -28,11 +31,25 @@ def test_cli_train_evaluate_and_errors(tmp_path, capsys):
 
 
 def test_the_smoke_recipe_runs_end_to_end(tmp_path, capsys):
-    """``rna-core compare --recipe smoke`` (the install check): two trainings, both protocols, the table; then a
-    model card of one run."""
+    """``rna-core compare --recipe smoke`` (the install check): two trainings, both protocols, the table the README
+    prints (every cell within 10 points of the README's: three standard errors at 200 images; the same machine
+    and software give it to the digit, another CPU's kernels round differently over four epochs); then a model
+    card of one run."""
     assert main(["compare", "--recipe", "smoke", "--out", str(tmp_path / "smoke"), "--quiet"]) == 0
     table = capsys.readouterr().out
     assert "| bn (madry) | white-box |" in table and "| bn+in (blackbox) | adaptive" in table
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    printed = readme.split("<!-- output: rna-core compare --recipe smoke --quiet -->")[1].split("<!-- /output")[0]
+    ours, theirs = _cells(table), _cells(printed)
+    assert ours.keys() == theirs.keys() and len(ours) == 3, (ours, theirs)
+    for row, values in ours.items():
+        assert np.allclose(values, theirs[row], atol=10.0), (row, values, theirs[row])
     assert main(["evaluate", str(tmp_path / "smoke" / "bn_in"), "--samples", "16", "--attacks", "pgd:2", "--eot", "2",
                  "--answers", "2", "--quiet", "--report", str(tmp_path / "card")]) == 0
     assert "Model card" in (tmp_path / "card" / "card.md").read_text()
+
+
+def _cells(text: str) -> dict[tuple[str, str], list[float]]:
+    """The accuracy cells of a compare table by (model, threat model's first word)."""
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| bn")]
+    return {(r[0].strip(), r[1].split()[0]): [float(v) for c in r[2:] for v in c.split("/")] for r in rows}

@@ -59,3 +59,39 @@ def test_a_checkpoint_loads_seeded_and_evaluates_to_its_end_of_training_numbers(
     assert _numbers(rna_core.evaluate_checkpoint(result.run_dir, progress=False)) == _numbers(result.final)
     a, b = (rna_core.load_classifier(result.run_dir, "torch", device="cpu") for _ in range(2))
     assert a.meta["epoch"] == 0 and rna_core.score_examples(a, X, Y) == rna_core.score_examples(b, X, Y)
+
+
+class _Killed(KeyboardInterrupt):
+    """What Ctrl-C raises, here from inside a forward."""
+
+
+def test_a_killed_evaluation_keeps_the_finished_attacks_and_resumes_to_the_same_numbers(tmp_path):
+    clf = _model()
+    kwargs = dict(attacks=["pgd:2", "fgsm", "apgd-ce:3"], eot=2, answers=2, seed=3, batch_size=8, progress=False)
+    want = _numbers(rna_core.evaluate(clf, DATA, **kwargs))
+    forwards = [0]
+
+    def kill_in_the_third_column(_):  # clean 3 x 2, PGD-2: 3 x (2 + 2 + 4 + 2): the kill lands inside FGSM
+        forwards[0] += 1
+        if forwards[0] == 45:
+            raise _Killed
+
+    with pytest.raises(_Killed), clf.controller.observe(kill_in_the_third_column):
+        rna_core.evaluate(clf, DATA, save_dir=tmp_path / "ev", **kwargs)
+    import json
+
+    kept = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert kept["done"] == ["clean", "PGD-2"] and not kept["complete"]
+    assert kept["metrics"]["PGD-2/adaptive"] == want["PGD-2/adaptive"] and "FGSM/paper" not in kept["metrics"]
+    resumed = rna_core.evaluate(clf, DATA, save_dir=tmp_path / "ev", **kwargs)
+    assert _numbers(resumed) == want
+    assert json.loads((tmp_path / "ev" / "evaluation.json").read_text())["complete"]
+    with pytest.raises(ValueError, match="other settings.*eot"):
+        rna_core.evaluate(clf, DATA, save_dir=tmp_path / "ev", **dict(kwargs, eot=3))
+
+
+def test_a_loader_that_shuffles_is_refused_by_name():
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, Y), batch_size=8, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="changed between passes.*shuffle=False"):
+        rna_core.evaluate(_model(), loader, ["pgd:1"], eot=1, answers=1, progress=False)
