@@ -8,8 +8,9 @@ Two kinds of block, found in ``README.md`` and ``docs/*.md``:
 - ``<!-- times -->`` ... ``<!-- /times -->``: a table whose rows start with a command in backticks; each is run and
   its time written in the row's last cell, the machine under the table.
 
-Commands run in document order in one working directory (default: a fresh temporary one holding links to the
-checkout's ``docs/``, ``benchmarks/`` and ``ascend/``), so a later command finds the runs an earlier one trained.
+Commands run in document order in one working directory (default: a fresh temporary one; ``--workdir`` names
+another), holding links to the checkout's ``docs/``, ``benchmarks/`` and ``ascend/``, so a later command finds
+the runs an earlier one trained.
 ``--only TEXT`` runs the blocks whose command contains TEXT; ``--check`` writes nothing and exits 1 where an output
 differs from the page (the timing lines aside); ``--list`` prints the blocks.
 """
@@ -118,12 +119,13 @@ def comparable(body: str) -> str:
 
 
 def workspace(path: str | None) -> Path:
-    if path:
-        return Path(path).resolve()
-    tmp = Path(tempfile.mkdtemp(prefix="rna-core-regenerate-"))
+    """The working directory (made if needed), with links to the checkout's docs/, benchmarks/ and ascend/."""
+    work = Path(path).resolve() if path else Path(tempfile.mkdtemp(prefix="rna-core-regenerate-"))
+    work.mkdir(parents=True, exist_ok=True)
     for name in ("docs", "benchmarks", "ascend"):
-        (tmp / name).symlink_to(ROOT / name)
-    return tmp
+        if not (work / name).exists():
+            (work / name).symlink_to(ROOT / name)
+    return work
 
 
 def main(argv: list[str] | None = None) -> int:
