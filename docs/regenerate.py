@@ -93,14 +93,13 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
 
 
-def render(block: Block, workdir: Path, where: str) -> str:
-    """The block's new body."""
+def render(block: Block, body: str, workdir: Path, where: str) -> str:
+    """The block's new body (``body``: its current one)."""
     if block.kind == "output":
         out, seconds = run(block.commands[0], workdir)
         return f"{out}\n\n{MEASURED}`{block.commands[0]}` took {duration(seconds)} on {where}._\n"
-    text = (ROOT / block.page).read_text()[slice(*block.span)]
     lines = []
-    for line in text.splitlines():
+    for line in body.splitlines():
         row = ROW.match(line)
         if row:
             cells = row["rest"].split("|")[:-1]
@@ -144,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir, where, differ = workspace(args.workdir), machine(), []
     print(f"working in {workdir} on {where}", file=sys.stderr)
     for b in chosen:
-        new = render(b, workdir, where)
         page = ROOT / b.page
-        text = page.read_text()
+        text = page.read_text()  # as the blocks before this one left it
         old = next(x for x in blocks(b.page) if x.commands == b.commands and x.kind == b.kind)
+        new = render(b, text[slice(*old.span)], workdir, where)
         if comparable(text[slice(*old.span)]) != comparable(new):
             differ.append(f"{b.page}: {shlex.join(b.commands[:1])}")
         if not args.check:

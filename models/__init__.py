@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from .graph import Graph
 from .preact_resnet import preact_resnet18, wide_resnet
-from .resnet import resnet18, resnet50
+from .resnet import resnet18, resnet18_imagenet, resnet50
 from .small_cnn import small_cnn
 
 
@@ -24,6 +24,7 @@ def _wrn(depth: int, widen: int) -> Callable[..., Graph]:
 
 ARCHITECTURES: dict[str, Callable[..., Graph]] = {
     "resnet18": resnet18,
+    "resnet18_imagenet": resnet18_imagenet,
     "preact_resnet18": preact_resnet18,
     "wrn34_10": _wrn(34, 10),
     "wrn40_2": _wrn(40, 2),

@@ -1,6 +1,7 @@
-"""ResNet-18 (CIFAR stem, He et al. 2016) and ResNet-50 (ImageNet stem, bottleneck v1.5).
+"""ResNet-18 (the CIFAR stem, He et al. 2016, or the ImageNet stem) and ResNet-50 (ImageNet stem, bottleneck v1.5).
 
-ResNet-18 has 20 normalization slots: stem 1 + 16 in blocks + 3 shortcuts. ResNet-50 has 53.
+ResNet-18 has 20 normalization slots: stem 1 + 16 in blocks + 3 shortcuts. ResNet-50 has 53. The ImageNet-stem
+ones are torchvision's architectures (its names map to ours: ``rna_core.models.torchvision_names``).
 """
 
 from __future__ import annotations
@@ -35,11 +36,27 @@ def _bottleneck(slots: SlotCounter, cin: int, planes: int, stride: int) -> Resid
 def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64,
              mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,)) -> Graph:
     """ResNet-18 with the CIFAR stem (3x3 conv, no max-pool); ``width`` is the first stage's channels."""
+    return _resnet18("resnet18", num_classes, in_channels, width, mean, std, imagenet_stem=False)
+
+
+def resnet18_imagenet(num_classes: int = 1000, in_channels: int = 3, width: int = 64,
+                      mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,)) -> Graph:
+    """ResNet-18 with the ImageNet stem (7x7/2 conv, 3x3/2 max-pool): torchvision's ``resnet18``, the APART paper's
+    ImageNet model."""
+    return _resnet18("resnet18_imagenet", num_classes, in_channels, width, mean, std, imagenet_stem=True)
+
+
+def _stem(slots: SlotCounter, in_channels: int, width: int, imagenet: bool) -> list[tuple[str, object]]:
+    if not imagenet:
+        return [("conv1", Conv(in_channels, width, 3, 1, 1)), ("norm1", slots.norm(width)), ("relu", ReLU())]
+    return [("conv1", Conv(in_channels, width, 7, 2, 3)), ("norm1", slots.norm(width)), ("relu", ReLU()),
+            ("maxpool", MaxPool(3, 2, 1))]
+
+
+def _resnet18(name: str, num_classes: int, in_channels: int, width: int, mean: tuple[float, ...],
+              std: tuple[float, ...], imagenet_stem: bool) -> Graph:
     slots = SlotCounter()
-    children: list[tuple[str, object]] = [
-        ("normalize", normalize(in_channels, mean, std)),
-        ("conv1", Conv(in_channels, width, 3, 1, 1)), ("norm1", slots.norm(width)), ("relu", ReLU()),
-    ]
+    children = [("normalize", normalize(in_channels, mean, std)), *_stem(slots, in_channels, width, imagenet_stem)]
     cin = width
     for i, (mult, stride) in enumerate(zip((1, 2, 4, 8), (1, 2, 2, 2), strict=True), start=1):
         cout = width * mult
@@ -47,7 +64,7 @@ def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64,
         children.append((f"layer{i}", seq(*blocks)))
         cin = cout
     children += [("pool", GlobalAvgPool()), ("fc", Linear(cin, num_classes))]
-    return Graph("resnet18", seq(*children), slots.count, in_channels, num_classes,
+    return Graph(name, seq(*children), slots.count, in_channels, num_classes,
                  {"width": width, "mean": list(mean), "std": list(std)})
 
 
@@ -55,11 +72,7 @@ def resnet50(num_classes: int = 1000, in_channels: int = 3, width: int = 64,
              mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,)) -> Graph:
     """ResNet-50 with the ImageNet stem (7x7/2 conv, 3x3/2 max-pool), stride on the 3x3 conv (v1.5)."""
     slots = SlotCounter()
-    children: list[tuple[str, object]] = [
-        ("normalize", normalize(in_channels, mean, std)),
-        ("conv1", Conv(in_channels, width, 7, 2, 3)), ("norm1", slots.norm(width)), ("relu", ReLU()),
-        ("maxpool", MaxPool(3, 2, 1)),
-    ]
+    children = [("normalize", normalize(in_channels, mean, std)), *_stem(slots, in_channels, width, imagenet=True)]
     cin = width
     for i, (n, mult, stride) in enumerate(zip((3, 4, 6, 3), (1, 2, 4, 8), (1, 2, 2, 2), strict=True), start=1):
         planes = width * mult

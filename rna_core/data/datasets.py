@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .formats import DataFormatError, list_image_folder, load_cifar, load_idx_dir, read_image
+from .tiny_imagenet import load_tiny_imagenet
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -102,13 +103,14 @@ def load_bundled(split: str) -> ArrayDataset:
     return ArrayDataset(x, y.astype(np.int64), 10, FMNIST_MEAN, FMNIST_STD, f"bundled-fashion-mnist/{split}")
 
 
-DATASETS = ("bundled", "fashion_mnist", "mnist", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("bundled", "fashion_mnist", "mnist", "cifar10", "cifar100", "tiny_imagenet", "imagefolder")
 
 
 def load_dataset(name: str, split: str, data_dir: str | Path | None = None, image_size: int | None = None):
     """A named data set of ``DATASETS``. Every name but ``bundled`` reads the user's ``data_dir`` in the published
-    format; for ``imagefolder`` (ImageNet layout) ``data_dir`` holds ``train/`` and ``val/``, its images resized
-    to ``image_size`` (None: 224). The other data sets have their own size: an ``image_size`` of another size is an
+    format (``tiny_imagenet``: ``rna_core.data.tiny_imagenet``, its val split as the test split); for
+    ``imagefolder`` (ImageNet layout) ``data_dir`` holds ``train/`` and ``val/``, its images resized to
+    ``image_size`` (None: 224). The other data sets have their own size: an ``image_size`` of another size is an
     error, not a silent skip."""
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
@@ -129,6 +131,9 @@ def _arrays(name: str, split: str, data_dir: str | Path | None):
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise DataFormatError(f"data_dir {root} does not exist (data set {name!r})")
+    if name == "tiny_imagenet":
+        x, y, wnids = load_tiny_imagenet(root, split)
+        return ArrayDataset(x, y, len(wnids), IMAGENET_MEAN, IMAGENET_STD, f"{name}/{split}")
     if name in ("fashion_mnist", "mnist"):
         x, y = load_idx_dir(root, split)
         mean, std = (FMNIST_MEAN, FMNIST_STD) if name == "fashion_mnist" else (MNIST_MEAN, MNIST_STD)

@@ -22,6 +22,7 @@ from ..data import load_dataset
 from ..data.loader import batches, num_batches
 from ..evaluation import evaluate
 from ..methods import get_method
+from ..models.torchvision_names import from_torchvision, is_torchvision
 from ..recipes import RECIPES, Recipe, get_recipe, saved_recipe
 from ..registry import get_backend
 from ..run_lock import RunLock
@@ -59,11 +60,28 @@ def _arch(recipe: Recipe, data) -> dict:
 
 
 def init_weights(checkpoint: str) -> dict[str, np.ndarray]:
-    """The weights of ``init_checkpoint`` (read before any data or framework); errors name the recipe key."""
+    """The weights of ``init_checkpoint`` (read before any data or framework): an rna-core run, or a bare
+    ``.safetensors`` file without a sidecar (another library's weights; torchvision's ResNet names are mapped to
+    ours, ``models.torchvision_names``). Errors name the recipe key."""
     try:
+        path = Path(checkpoint)
+        if path.suffix == ".safetensors" and not path.with_suffix(".json").is_file():
+            return foreign_weights(path)
         return load_checkpoint(checkpoint)[0]
     except (ValueError, OSError) as e:
         raise type(e)(f"recipe key 'init_checkpoint': {e}") from None
+
+
+def foreign_weights(path: Path) -> dict[str, np.ndarray]:
+    """A safetensors file of another library's weights, under rna-core's names (torchvision's mapped)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+    return from_torchvision(state) if is_torchvision(state) else state
 
 
 def initialise_from(clf: Classifier, checkpoint: str, verbose: bool, partial: bool = False,

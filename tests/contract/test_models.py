@@ -10,7 +10,8 @@ from rna_core.paths import PathSpace
 
 
 @pytest.mark.parametrize("arch, kw, size", [("small_cnn", {"width": 4}, 12), ("resnet18", {"width": 2}, 8),
-                                            ("preact_resnet18", {"width": 2}, 8)])
+                                            ("preact_resnet18", {"width": 2}, 8),
+                                            ("resnet18_imagenet", {"width": 2}, 32)])
 def test_architectures_build_and_classify(backend, make_classifier, arch, kw, size):
     if arch != "small_cnn" and backend.describe()["mode"] == "GRAPH_MODE":
         pytest.skip("ResNets compile in GRAPH_MODE in tests/parity; here PyNative builds them")

@@ -6,7 +6,7 @@ from rna_core.models.graph import Conv, Norm, walk
 
 @pytest.mark.parametrize("name, slots, extra", [
     ("resnet18", 20, {}), ("preact_resnet18", 17, {}), ("wrn34_10", 30, {}), ("wrn40_2", 36, {}),
-    ("resnet50", 53, {}), ("small_cnn", 4, {}),
+    ("resnet50", 53, {}), ("small_cnn", 4, {}), ("resnet18_imagenet", 20, {}),
 ])
 def test_slot_counts(name, slots, extra):
     g = models.create(name, num_classes=10, **extra)
