@@ -5,12 +5,14 @@
 # ImageNet is read from the standard layout: DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG.
 # A checkpoint is written every 500 steps; run the same command again to resume after a failure.
 # RNA_PRECISION=bf16 (or fp16) trains with the recipe key precision (MindSpore's O2 scheme); default fp32.
+# Each NPU's process decodes its shard with RNA_WORKERS mindspore.dataset workers (default 8: one worker serves
+# some 300-500 images/s of random resized crops, benchmarks/loader_throughput.py; a PGD-2 step needs far fewer).
 #
 # usage: ascend/imagenet_resnet50_rna.sh IMAGENET_DIR [PRETRAINED_CHECKPOINT] [--dry-run] [launch_msrun.sh options]
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-[ "$#" -ge 1 ] || { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+[ "$#" -ge 1 ] || { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 data=$1
 shift
 init=()
@@ -22,4 +24,5 @@ out=${RNA_OUT:-runs/imagenet-resnet50-rna}
 resume=()
 [ -f "$out/latest.json" ] && resume=(--resume)
 exec "$here/launch_msrun.sh" --workers 8 "$@" -- --recipe paper-imagenet-rna --set "data_dir=$data" \
-    --set checkpoint_every=500 --set "precision=${RNA_PRECISION:-fp32}" "${init[@]}" --out "$out" "${resume[@]}"
+    --set checkpoint_every=500 --set "precision=${RNA_PRECISION:-fp32}" --set "workers=${RNA_WORKERS:-8}" \
+    "${init[@]}" --out "$out" "${resume[@]}"

@@ -13,7 +13,9 @@ canonical, torch-style names, so one safetensors file serves every backend. The 
 - computation on one draw: ``logits`` and ``value_and_grad`` (a scalar loss of the logits and its gradients with
   respect to any of the parameters, the input and APART's BN perturbation); ``jacobian`` derives from it;
 - the optimizer: ``make_optimizer`` and ``update`` (one step with sum_i w_i g_i, leaving a parameter no term
-  used, an RNA candidate off the step's path, untouched).
+  used, an RNA candidate off the step's path, untouched);
+- input: ``loader``, an image folder's batches decoded in parallel (the core's threads; the framework's engine
+  where the backend has one).
 
 Losses, training methods, attacks and evaluation are written once in the core on top of these. A backend may
 override a derived method with a fused one where a benchmark shows it pays (torch's ``jacobian``: one forward
@@ -23,13 +25,14 @@ and K backwards); the core's version is the reference the tests hold the overrid
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .controller import Draw, DrawController
+from .data.pipeline import thread_loader
 from .distributed import World
 from .losses import LOGITS, Loss
 from .ops import Ops, T
@@ -186,3 +189,11 @@ class Backend(ABC):
         """One optimizer step at learning rate ``lr`` (weight decay and momentum included) with the gradient
         sum_i w_i g_i of ``terms``; a parameter no term has a gradient for is left untouched (no weight decay, no
         momentum), as torch.optim.SGD leaves one whose gradient is None."""
+
+    # -- input --------------------------------------------------------------------------------------------------------
+    def loader(self, samples: Any, indices: np.ndarray, batch_size: int,
+               workers: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Batches (uint8 N x C x H x W, int64 labels) of ``samples[i]`` for ``indices`` in order, the last
+        incomplete one dropped, decoded by ``workers`` in parallel (``rna_core.data.pipeline``): the core's thread
+        engine here; torch and MindSpore run their own workers (the same batches, tests hold them to it)."""
+        return thread_loader(samples, indices, batch_size, workers)

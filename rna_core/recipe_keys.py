@@ -28,8 +28,9 @@ KEY = "recipe key"
 class DataKeys:
     """``dataset`` (``rna_core.data.DATASETS``) under ``data_dir``, ``image_size`` of an image folder (None: 224;
     the other data sets have their own size, and another one is refused), ``train_samples`` (a stratified prefix;
-    None: all), the training augmentation: random crops with ``crop_padding`` pixels of zero padding, horizontal
-    ``flip``."""
+    None: all), the training augmentation of in-memory data: random crops with ``crop_padding`` pixels of zero
+    padding, horizontal ``flip`` (an image folder trains on random resized crops + flip, ``data.pipeline``, decoded
+    by ``workers`` processes per rank; None: the cores available over the ranks, at most 8)."""
 
     dataset: str = "cifar10"
     data_dir: str | None = None
@@ -37,6 +38,7 @@ class DataKeys:
     train_samples: int | None = None
     crop_padding: int = 4
     flip: bool = True
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         check_types(self, KEY)
@@ -44,6 +46,7 @@ class DataKeys:
         check_range(KEY, "image_size", self.image_size, 1)
         check_range(KEY, "train_samples", self.train_samples, 1)
         check_range(KEY, "crop_padding", self.crop_padding, 0)
+        check_range(KEY, "workers", self.workers, 0)
 
 
 @dataclass(frozen=True)

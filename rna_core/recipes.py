@@ -264,7 +264,7 @@ for _ds, _rho in (("cifar10", 0.05), ("cifar100", 0.1)):
 # APART Sec. 4.1 and Table 2. Tiny-ImageNet: PreAct-ResNet-18, batch 256, the CIFAR schedule otherwise (the
 # authors' code: RandomCrop(64, padding 4) + flip, 200 epochs, decay at 100 and 150, wd 5e-4). ImageNet: torchvision's
 # ResNet-18, SGD lr 0.1, momentum 0.9, wd 1e-4, batch 256, 105 epochs, lr x0.1 at 30, 60, 90 and 100, random
-# resized crops of 224 + flip (image folders here: the center crop + flip); Table 2 also has 4x budgets. The paper
+# resized crops of 224 + flip (rna_core.data.pipeline); Table 2 also has 4x budgets. The paper
 # picks APART's hyper-parameters per setting without printing them for these two: we take the authors' scripts'
 # defaults, eps 0.1, N = M, n = 1 (no groups), and their rho 0.1 for SAM and APART-SAM.
 _TINY = dict(_PAPER_CIFAR, batch_size=256)

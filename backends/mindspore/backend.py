@@ -27,6 +27,7 @@ from rna_core.distributed import World
 from rna_core.losses import Loss
 from rna_core.validation import ConfigError
 
+from .loader import worker_batches
 from .network import Network
 from .ops import OPS
 from .optimizer import MaskedSGD
@@ -234,3 +235,8 @@ class MindSporeBackend(Backend):
             else:
                 grads.append(optimizer.zero(i))
         model.programs.apply(optimizer)(ms.mutable(tuple(grads)), Tensor(mask))
+
+    # -- input --------------------------------------------------------------------------------------------------------
+    def loader(self, samples, indices: np.ndarray, batch_size: int, workers: int):
+        """``mindspore.dataset`` with ``workers`` parallel workers."""
+        return worker_batches(samples, indices, batch_size, workers)

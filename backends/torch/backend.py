@@ -14,6 +14,7 @@ from rna_core.controller import Draw, DrawController
 from rna_core.distributed import World
 from rna_core.losses import Loss
 
+from .loader import worker_batches
 from .network import Network
 from .ops import TorchOps, to_device
 from .own_model import adopt_module
@@ -242,3 +243,8 @@ class TorchBackend(Backend):
         else:
             scaler.step(optimizer)
             scaler.update()
+
+    # -- input --------------------------------------------------------------------------------------------------------
+    def loader(self, samples, indices: np.ndarray, batch_size: int, workers: int):
+        """torch's DataLoader with ``workers`` worker processes (0: decoded in the calling thread)."""
+        return worker_batches(samples, indices, batch_size, workers)

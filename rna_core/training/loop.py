@@ -15,12 +15,10 @@ def fit(state: RunState, callbacks: list[Callback]) -> None:
         state.begin_epoch(epoch)
         for cb in callbacks:
             cb.on_epoch_begin(state)
-        for i, (x, y) in enumerate(state.batches()):
-            if i < state.skip:  # drawn again (same order, same augmentation), already trained on
-                continue
+        for i, x, y in state.batches():  # this rank's share of step i's batch, from ``skip`` on
             state.lr = lr_at(recipe, epoch, i, n)
             step = Step(state.clf, state.optimizer, recipe, state.streams["attack"], state.lr)
-            state.add(state.method.step(step, *state.world.shard(x, y)), i + 1)
+            state.add(state.method.step(step, x, y), i + 1)
             for cb in callbacks:
                 cb.on_step(state)
         for cb in callbacks:

@@ -31,7 +31,7 @@ from .loop import fit
 from .state import STREAMS, RunState
 
 # recipe keys that leave the weights unchanged (the compile and layout keys up to the rounding of another kernel order)
-RESUMABLE_CHANGES = ("checkpoint_every", "log_every", "compile", "compile_mode", "channels_last")
+RESUMABLE_CHANGES = ("checkpoint_every", "log_every", "compile", "compile_mode", "channels_last", "workers")
 
 
 @dataclass

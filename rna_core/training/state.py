@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ import numpy as np
 
 from ..checkpoints import rng_state
 from ..classifier import Classifier
+from ..data.datasets import ImageFolderDataset
 from ..data.loader import batches, prefetch
+from ..data.pipeline import ImageSamples, loader_workers, rank_indices
 from ..distributed import World
 from ..methods import Method, StepResult
 from ..recipes import Recipe
@@ -68,11 +71,26 @@ class RunState:
         self.read_sums = [float(v) for v in self.sums]
         self.partial = None
 
-    def batches(self):
-        """The epoch's batches (prepared ahead by a background thread)."""
+    def batches(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(step index, this rank's share of the batch) for the epoch's steps from ``skip`` on, prepared ahead by a
+        background thread. In-memory data: the global batch drawn and augmented here, then sharded (the steps
+        before ``skip`` drawn again, same order and augmentation, and passed over). An image folder: the input
+        pipeline (``data.pipeline``) on the backend's engine, each rank decoding only its shard."""
         r = self.recipe
-        return prefetch(batches(self.train_data, r.batch_size, self.streams["data"], shuffle=True,
-                                padding=r.crop_padding, flip=r.flip, drop_last=True))
+        if isinstance(self.train_data, ImageFolderDataset):
+            return prefetch(self._pipeline())
+        every = batches(self.train_data, r.batch_size, self.streams["data"], shuffle=True, padding=r.crop_padding,
+                        flip=r.flip, drop_last=True)
+        return prefetch((i, *self.world.shard(x, y)) for i, (x, y) in enumerate(every) if i >= self.skip)
+
+    def _pipeline(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        r, data, world = self.recipe, self.train_data, self.world
+        order = self.streams["data"].permutation(len(data))  # the draw the in-memory path makes
+        samples = ImageSamples(data.files, data.y, data.size, train=True, seed=r.seed, epoch=self.epoch)
+        idx = rank_indices(order, r.batch_size, world.rank, world.size, start=self.skip)
+        loader = self.clf.backend.loader(samples, idx, r.batch_size // world.size, loader_workers(r, world))
+        for i, (x, y) in enumerate(loader, start=self.skip):
+            yield i, x.astype(np.float32) / 255.0, y
 
     def add(self, result: StepResult, step: int) -> None:
         self.sums = [self.sums[0] + result.loss * result.count, self.sums[1] + result.correct,

@@ -77,7 +77,8 @@ def test_imagenet_recipe_dry_run(tmp_path, monkeypatch):
     cmd = proc.stdout.splitlines()[1]
     assert "--worker_num=8 --local_worker_num=8" in cmd
     assert cmd.endswith("--recipe paper-imagenet-rna --set data_dir=/data/imagenet --set checkpoint_every=500 "
-                        "--set precision=fp32 --set init_checkpoint=runs/bn-resnet50 --out runs/imagenet-resnet50-rna ")
+                        "--set precision=fp32 --set workers=8 --set init_checkpoint=runs/bn-resnet50 "
+                        "--out runs/imagenet-resnet50-rna ")
 
 
 def test_imagenet_recipe_passes_the_precision(tmp_path, monkeypatch):
@@ -85,4 +86,4 @@ def test_imagenet_recipe_passes_the_precision(tmp_path, monkeypatch):
     monkeypatch.setenv("RNA_PRECISION", "bf16")
     proc = _run("imagenet_resnet50_rna.sh", "/data/imagenet", "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "--set precision=bf16 --out runs/imagenet-resnet50-rna" in proc.stdout.splitlines()[1]
+    assert "--set precision=bf16 --set workers=8 --out runs/imagenet-resnet50-rna" in proc.stdout.splitlines()[1]
