@@ -6,7 +6,7 @@
 # A checkpoint is written every 500 steps; run the same command again to resume after a failure.
 # RNA_PRECISION=bf16 (or fp16) trains with the recipe key precision (MindSpore's O2 scheme); default fp32.
 # Each NPU's process decodes its shard with RNA_WORKERS mindspore.dataset workers (default 8: one worker serves
-# some 300-500 images/s of random resized crops, benchmarks/loader_throughput.py; a PGD-2 step needs far fewer).
+# some 400-470 images/s of random resized crops on an AMD EPYC core, benchmarks/loader_throughput.py).
 #
 # usage: ascend/imagenet_resnet50_rna.sh IMAGENET_DIR [PRETRAINED_CHECKPOINT] [--dry-run] [launch_msrun.sh options]
 set -euo pipefail
