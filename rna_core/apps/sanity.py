@@ -1,16 +1,19 @@
 """``rna-core sanity``: the checks against gradient masking that need runs of their own, PASS/FAIL with numbers
-(Carlini et al. 2019, Tramer et al. 2020). First the model must be better than chance (clean accuracy more than
-5 points above 1 / K): a model at chance passes every robustness check vacuously, so the others are not run then.
-Robust accuracy falls as eps grows (2/255 ... 64/255 at the default eps 8/255: eps/4 to 8 eps, every step
-doubling) and is near zero at 8 eps, and its 4 eps value is not far from zero; doubling PGD steps does not help;
-Square does not beat PGD; transfer from a held draw does not beat the adaptive attack; clean accuracy is stable
-across draws. A tolerance of two binomial standard errors (+0.5 pp) absorbs sampling noise. Randomized models are
-scored with the adaptive worst case (expected accuracy over fresh answers). The flags every evaluation carries are
-``rna_core.evaluation.flags``."""
+(Carlini et al. 2019, Tramer et al. 2020), rules that hold for any data. First the model must be better than chance
+(clean accuracy more than 5 points above 1 / K): a model at chance passes every robustness check vacuously, so the
+others are not run then. The eps curve (eps/4, eps/2, ... doubling until an L-inf budget of at least 0.5, 128/255 at
+the default 8/255) must not rise, and at a budget of 0.5 or more, where every [0, 1] image can be moved to the
+same gray image, no more than chance may survive; doubling PGD steps does not help; Square (gradient-free) and
+transfer from a held draw do not beat the white-box or adaptive attack; clean accuracy is stable across draws.
+The accuracy at 4 eps is reported as information only ([INFO]: the rule that it be near zero was written for
+CIFAR; on Fashion-MNIST whole classes survive 4 eps in any adversarially trained model). A tolerance of two binomial
+standard errors (+0.5 pp) absorbs sampling noise. Randomized models are scored with the adaptive worst case
+(expected accuracy over fresh answers). The flags every evaluation carries are ``rna_core.evaluation.flags``."""
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,12 +30,22 @@ from ..progress import forward_bar
 
 @dataclass
 class Check:
+    """A check's verdict (``info``: a reading reported, never a failure)."""
+
     name: str
     passed: bool
     detail: str
+    info: bool = False
 
     def __str__(self) -> str:
-        return f"[{'PASS' if self.passed else 'FAIL'}] {self.name}: {self.detail}"
+        return f"[{'INFO' if self.info else 'PASS' if self.passed else 'FAIL'}] {self.name}: {self.detail}"
+
+
+def sweep(eps: float) -> list[float]:
+    """eps/4, eps/2, eps, 2 eps, ... doubling until the first budget of at least 0.5 (any [0, 1] image can then
+    be moved to the constant 0.5)."""
+    k = max(2, math.ceil(math.log2(0.5 / eps)))
+    return [eps * 2.0**j for j in range(-2, k + 1)]
 
 
 def suite_flags(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, eot: int = 8, queries: int = 1000,
@@ -68,9 +81,9 @@ def run_checks(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, 
     n, random = len(dataset), clf.controller.is_random
     protocol, key = ("adaptive", "worst-case/adaptive") if random else ("both", "worst-case/white-box")
     ev = _Evaluations(clf, dataset, eot, answers, seed)
-    sweep = [eps * 2.0**k for k in range(-2, 4)]
+    budgets = sweep(eps)
     pgd, pgd2, sq = A.pgd(steps, eps, eps / 4), A.pgd(2 * steps, eps, eps / 4), A.square(queries, eps)
-    total = (ev.passes([], "both") + sum(ev.passes([A.pgd(steps, e, e / 4)], protocol) for e in sweep)
+    total = (ev.passes([], "both") + sum(ev.passes([A.pgd(steps, e, e / 4)], protocol) for e in budgets)
              + ev.passes([pgd2], protocol) + ev.passes([sq], protocol) + trials * ev.passes([], "both", 1)
              + (ev.passes([pgd], "paper") if random else 0))
     probe = first_images(dataset, 250) if progress else None
@@ -83,12 +96,8 @@ def run_checks(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, 
                         + ("" if better else ": the other checks were not run"))]
         if not better:
             return checks
-        accs = [ev([A.pgd(steps, e, e / 4)], protocol, key) for e in sweep]
-        text = ", ".join(f"{255 * e:.0f}/255: {100 * a:.1f}%" for e, a in zip(sweep, accs, strict=True))
-        checks.append(Check("accuracy falls as eps grows and is ~0 at 8 eps", accs[-1] <= 0.05 and
-                            all(b <= a + _tol(a, n) for a, b in itertools.pairwise(accs)), text))
-        checks.append(Check("accuracy at 4 eps is near zero (<= 10 %)", accs[-2] <= 0.10,
-                            f"{255 * sweep[-2]:.0f}/255: {100 * accs[-2]:.1f}%"))
+        accs = [ev([A.pgd(steps, e, e / 4)], protocol, key) for e in budgets]
+        checks += _curve(budgets, accs, eps, chance, n)
         a1, a2 = accs[2], ev([pgd2], protocol, key)
         checks.append(Check("doubling PGD steps does not raise accuracy", a2 <= a1 + _tol(a1, n),
                             f"PGD-{steps}: {100 * a1:.1f}%, PGD-{2 * steps}: {100 * a2:.1f}%"))
@@ -106,3 +115,20 @@ def run_checks(clf: Classifier, dataset, eps: float = 8 / 255, steps: int = 10, 
                         f"{trials} trials: mean {100 * np.mean(cleans):.1f}%, std {100 * np.std(cleans):.2f} pp, "
                         f"range {100 * spread:.1f} pp"))
     return checks
+
+
+def _curve(budgets: list[float], accs: list[float], eps: float, chance: float, n: int) -> list[Check]:
+    """The eps curve's checks: it does not rise (within tolerance), it is at chance or below at a budget of 0.5 or
+    more; the 4 eps reading as information."""
+    text = ", ".join(f"{255 * e:.0f}/255: {100 * a:.1f}%" for e, a in zip(budgets, accs, strict=True))
+    falls = all(b <= a + _tol(a, n) for a, b in itertools.pairwise(accs))
+    big = [(e, a) for e, a in zip(budgets, accs, strict=True) if e >= 0.5]
+    out = [Check("robust accuracy does not rise as eps grows", falls, text),
+           Check("at eps >= 0.5 (any image can become one gray image) no more than chance survives",
+                 all(a <= chance + _tol(chance, n) for _, a in big),
+                 ", ".join(f"{255 * e:.0f}/255: {100 * a:.1f}% (chance {100 * chance:.1f}%)" for e, a in big))]
+    at4 = next((a for e, a in zip(budgets, accs, strict=True) if math.isclose(e, 4 * eps)), None)
+    if at4 is not None:
+        out.append(Check("accuracy at 4 eps (a CIFAR rule of thumb: near zero there)", True,
+                         f"{255 * 4 * eps:.0f}/255: {100 * at4:.1f}%", info=True))
+    return out

@@ -24,7 +24,8 @@ class AttackSpec:
     ``steps`` counts iterations (Square: queries). For the minimum-norm attacks ``eps`` is an L2 budget:
     an example counts as broken only if its perturbation's L2 norm is at most ``eps`` (``inf``: any size,
     the papers' reading). ``restarts`` > 1 runs the attack again from new random numbers and keeps, per
-    example, the first run that fools the model.
+    example, the first run that fools the model. ``early_stop`` (PGD only): an example stops at the first iterate
+    the attacked draw misclassifies, the RNA supplement's weak setting.
     """
 
     name: str = "pgd"
@@ -45,6 +46,7 @@ class AttackSpec:
     n_targets: int = 9
     rho: float = 0.75
     p_init: float = 0.8
+    early_stop: bool = False
 
     def __post_init__(self) -> None:
         check_types(self, "attack")
@@ -62,6 +64,8 @@ class AttackSpec:
             check_range(f"attack {self.name}:", key, getattr(self, key), 0)
         check_range(f"attack {self.name}:", "p_init", self.p_init, 0, 1, low_open=True)
         check_range(f"attack {self.name}:", "rho", self.rho, 0, 1, low_open=True)
+        if self.early_stop and self.name != "pgd":
+            raise ValueError(f"early_stop is PGD's option (the RNA supplement's early-stopping PGD), not {self.name}'s")
         if kind.check is not None:
             kind.check(self)
         if self.targeted and not kind.targetable:

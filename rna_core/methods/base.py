@@ -67,12 +67,12 @@ class Step:
     def tensor(self, a: np.ndarray | T) -> T:
         return self.ops.tensor(a) if isinstance(a, np.ndarray) else a
 
-    def attack(self, x: np.ndarray, y: np.ndarray) -> T:
-        """``recipe.train_attack``'s examples for (x, y), in training mode if ``recipe.attack_in_train_mode``, on the
-        controller's current draws."""
+    def attack(self, x: np.ndarray, y: np.ndarray, spec: Any = None) -> T:
+        """``spec``'s examples for (x, y) (default ``recipe.train_attack``), in training mode if
+        ``recipe.attack_in_train_mode``, on the controller's current draws."""
         self.clf.model.set_train(self.recipe.attack_in_train_mode)
-        return attack(self.backend, self.clf.model, self.tensor(x), self.tensor(y), self.recipe.train_attack,
-                      self.rng)
+        return attack(self.backend, self.clf.model, self.tensor(x), self.tensor(y),
+                      self.recipe.train_attack if spec is None else spec, self.rng)
 
     def gradient(self, loss: Loss, x: np.ndarray | T, y: np.ndarray, w: T | None = None,
                  bn: BNPerturbation | None = None, wrt: tuple[str, ...] = (PARAMS,)) -> Grad:

@@ -84,7 +84,7 @@ def test_eot_draws_a_fresh_path_every_forward(rna, batch):
     assert len(seen) == 8 and all((p == clf.space.sample(replay)).all() for p in seen), "8 forwards, 8 new draws"
 
 
-@pytest.mark.parametrize("method", ["clean", "madry", "blackbox", "sam", "apart", "apart-sam"])
+@pytest.mark.parametrize("method", ["clean", "madry", "blackbox", "sam", "apart", "apart-sam", "eot"])
 def test_every_method_moves_the_weights(rna, batch, method):
     clf = rna[0]
     before = clf.backend.get_state(clf.model)
@@ -172,3 +172,50 @@ def test_candidates_off_the_path_keep_weights_and_momentum(make_classifier, batc
                     assert np.array_equal(momentum[f"momentum.{w}"], momentum_after[f"momentum.{w}"]), w
                 if k != path[slot]:
                     assert (f"momentum.{w}" in momentum_after) == (f"momentum.{w}" in momentum), w
+
+
+def test_eot_training_averages_the_attack_and_the_update_over_fresh_draws(make_classifier, batch):
+    """``eot``: every attack gradient on K fresh draws, the update (1/M) sum_m grad CE on M more fresh draws, equal
+    to that composition of the primitives replayed on the same draws and starts."""
+    from rna_core.attacks import attack
+    from rna_core.losses import CE_MEAN
+
+    recipe = get_recipe("quick", method="eot", train_attack=pgd(2, 8 / 255, 2 / 255), eot_attack_draws=3,
+                        eot_update_draws=2)
+    clf = make_classifier("bn+in", seed=5)
+    be, x, y = clf.backend, *batch
+    start, state = clf.controller.rng.bit_generator.state, be.get_state(clf.model)
+    seen = []
+    opt = be.make_optimizer(clf.model, SGDConfig(0.1, 0.9, 5e-4))
+    with clf.controller.observe(lambda d: seen.append(d.path.copy())):
+        take_step(clf, opt, "eot", x, y, recipe, np.random.default_rng(4), 0.1)
+    replay = np.random.default_rng()
+    replay.bit_generator.state = start
+    assert len(seen) == 2 * 3 + 2 and all((p == clf.space.sample(replay)).all() for p in seen), "fresh draws"
+    ours = be.get_state(clf.model)
+    be.set_state(clf.model, state)
+    clf.controller.rng.bit_generator.state = start
+    opt = be.make_optimizer(clf.model, SGDConfig(0.1, 0.9, 5e-4))
+    clf.model.set_train(True)
+    ops = be.ops
+    adv = attack(be, clf.model, ops.tensor(x), ops.tensor(y), recipe.train_attack.replace(eot=3),
+                 np.random.default_rng(4))
+    grads = [be.value_and_grad(clf.model, CE_MEAN, adv, ops.tensor(y), ops.tensor(y), clf.controller.next_draw(),
+                               (PARAMS,)) for _ in range(2)]
+    be.update(clf.model, opt, [(0.5, g) for g in grads], 0.1)
+    replayed = be.get_state(clf.model)
+    for k in ours:
+        np.testing.assert_allclose(ours[k], replayed[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def test_trades_on_a_deterministic_model_moves_the_weights_and_holds_one_draw_per_phase(make_classifier, batch):
+    """TRADES (held to the authors' torch code in tests/torch/test_trades.py) runs on every backend; a BN model
+    has one path, so GRAPH_MODE differentiates its loss of two forwards too."""
+    recipe = get_recipe("quick", method="trades", train_attack=pgd(2, 8 / 255, 2 / 255))
+    clf = make_classifier("bn")
+    be = clf.backend
+    before = be.get_state(clf.model)
+    result = take_step(clf, be.make_optimizer(clf.model, SGDConfig(0.1, 0.9, 5e-4)), "trades", *batch, recipe,
+                       np.random.default_rng(0), 0.1)
+    after = be.get_state(clf.model)
+    assert np.isfinite(float(result.loss)) and any(not np.array_equal(before[k], after[k]) for k in before)

@@ -128,3 +128,42 @@ def test_jacobian_rows_are_logit_gradients(victim):
         w = np.eye(10, dtype=np.float32)[np.full(len(x), k)]
         _, _, g = oracle.loss_grad(A.LOGITS, be.ops.tensor(x), be.ops.tensor(y), be.ops.tensor(w), oracle.draw())
         np.testing.assert_allclose(jac[:, k], be.ops.numpy(g), rtol=1e-4, atol=1e-6)
+
+
+class _Recording(Oracle):
+    """An Oracle that keeps every iterate it is asked about and the logits it answered."""
+
+    def __init__(self, backend, model) -> None:
+        super().__init__(backend, model)
+        self.iterates, self.logits_seen = [], []
+
+    def loss_grad(self, loss, x, y, w, draw):
+        per, logits, grad = super().loss_grad(loss, x, y, w, draw)
+        self.iterates.append(self.ops.numpy(x).copy())
+        self.logits_seen.append(self.ops.numpy(logits).copy())
+        return per, logits, grad
+
+
+def test_early_stopping_pgd_moves_no_example_after_its_draw_misclassifies_it(victim):
+    """The RNA supplement's early-stopping PGD: an example misclassified at iterate k is never moved after k;
+    one never misclassified follows full PGD's path from the same start."""
+    clf, x, y = victim
+    be = clf.backend
+    spec = A.pgd(10, 8 / 255, 2 / 255, early_stop=True)
+    oracle = _Recording(be, clf.model)
+    adv = be.ops.numpy(A.run(oracle, be.ops.tensor(x), be.ops.tensor(y), spec, np.random.default_rng(3)))
+    full = be.ops.numpy(A.run(Oracle(be, clf.model), be.ops.tensor(x), be.ops.tensor(y), spec.replace(early_stop=False),
+                              np.random.default_rng(3)))
+    wrong = np.stack([z.argmax(1) != y for z in oracle.logits_seen])  # (steps, N): misclassified at iterate k
+    first = np.where(wrong.any(0), wrong.argmax(0), -1)
+    assert (first >= 0).any() and (first == -1).any(), first  # some stop, some run the whole way
+    for n in range(len(y)):
+        if first[n] >= 0:
+            for later in oracle.iterates[first[n]:]:
+                np.testing.assert_array_equal(later[n], oracle.iterates[first[n]][n])
+            np.testing.assert_array_equal(adv[n], oracle.iterates[first[n]][n])
+        else:
+            np.testing.assert_allclose(adv[n], full[n], atol=1e-6)
+    assert A.pgd(20, early_stop=True).label == "PGD-20-ES"
+    with pytest.raises(ValueError, match="early_stop is PGD's option"):
+        A.apgd("ce", 10).replace(early_stop=True)

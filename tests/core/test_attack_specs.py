@@ -25,3 +25,11 @@ def test_autoattack_rand_is_the_published_rand_version():
     assert [s.name for s in A.autoattack_rand(square_queries=1000)][-1] == "square"
     assert A.parse_attack("autoattack-rand")[0] == "AutoAttack-rand"
     assert len(A.parse_attack("autoattack-rand-square")[1]) == 3
+
+
+def test_early_stopping_pgd_is_a_labelled_grammar_word():
+    from rna_core.attacks import parse_attack
+
+    label, (spec,) = parse_attack("pgd-es:20", 8 / 255)
+    assert label == "PGD-20-ES" and spec.early_stop and spec.steps == 20 and spec.alpha == 2 / 255
+    assert parse_attack("pgd:20", 8 / 255)[1][0].early_stop is False

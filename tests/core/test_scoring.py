@@ -141,3 +141,11 @@ def test_attacks_sharing_a_label_are_refused(coin):
     clf, data = coin
     with pytest.raises(ValueError, match=r"\['APGD-CE'\] share a label"):
         evaluate(clf, data, [A.apgd("ce", 20), A.apgd("ce", 50)], progress=False)
+
+
+def test_the_sanity_sweep_doubles_until_a_budget_of_one_half():
+    from rna_core.apps.sanity import sweep
+
+    assert [round(255 * e) for e in sweep(8 / 255)] == [2, 4, 8, 16, 32, 64, 128]
+    assert [round(255 * e) for e in sweep(4 / 255)] == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert sweep(0.3)[-1] >= 0.5 and len(sweep(0.3)) == 5
