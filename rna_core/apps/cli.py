@@ -203,6 +203,20 @@ def cmd_study(args) -> int:
     return 0
 
 
+def cmd_study_methods(args) -> int:
+    """Train and score every (method, seed) cell, cached; the table over seeds and the eps curves."""
+    from . import methods_study
+
+    require_plots("rna-core study-methods")
+    output_dir(args.out, "study-methods --out")
+    res = methods_study.study(args.out, args.methods.split(","), [int(s) for s in args.seeds.split(",")],
+                              _backend_arg(args), args.samples, args.curve_samples, args.answers, not args.quiet,
+                              **_overrides(args.set))
+    print(res["table"])
+    print(json.dumps({"files": res["files"]}, indent=1))
+    return 0
+
+
 def cmd_ctrw_report(args) -> int:
     """Table 6 and Fig. 3a over every run given; Fig. 3b on the checkpoint (the first run)."""
     from . import ctrw_report
@@ -345,6 +359,18 @@ def _study_commands(sub) -> None:
     st.add_argument("--steps", type=_positive, default=20)
     st.add_argument("--pairs", type=_positive, default=10)
     st.set_defaults(fn=cmd_study)
+    sm = sub.add_parser("study-methods", help="train several methods over seeds and score them under the adaptive "
+                                              "protocol (cached per cell: resumes across sittings)")
+    _common(sm, out=False)
+    sm.add_argument("--out", default="study-methods", help="output directory (cells, runs, table, plot)")
+    sm.add_argument("--methods", default="bn-madry,bn-trades,rna-blackbox,rna-eot,ctrw-project,ctrw-eot",
+                    help="comma list of rna_core.apps.methods_study.METHODS")
+    sm.add_argument("--seeds", default="0,1,2")
+    sm.add_argument("--samples", type=_positive, default=500, help="test images scored (default 500)")
+    sm.add_argument("--curve-samples", type=_positive, default=200, help="test images of the eps curve")
+    sm.add_argument("--answers", type=_positive, default=10, help="R: fresh answers per image (default 10)")
+    sm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a recipe key for every cell")
+    sm.set_defaults(fn=cmd_study_methods)
     cr = sub.add_parser("ctrw-report", help="CTRW Table 6, sigma distribution, accuracy vs sum(sigma) (JSON + PNG)")
     _checkpoint_args(cr)
     cr.add_argument("--compare", action="append", default=[], metavar="LABEL=RUN",
