@@ -11,8 +11,8 @@ Two kinds of block, found in ``README.md`` and ``docs/*.md``:
 Commands run in document order in one working directory (default: a fresh temporary one; ``--workdir`` names
 another), holding links to the checkout's ``docs/``, ``benchmarks/`` and ``ascend/``, so a later command finds
 the runs an earlier one trained.
-``--only TEXT`` runs the blocks whose command contains TEXT; ``--check`` writes nothing and exits 1 where an output
-differs from the page (the timing lines aside); ``--list`` prints the blocks.
+``--only TEXT`` (repeatable) runs the blocks whose command contains TEXT; ``--check`` writes nothing and exits 1
+where an output differs from the page (the timing lines aside); ``--list`` prints the blocks.
 """
 
 from __future__ import annotations
@@ -129,13 +129,14 @@ def workspace(path: str | None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", default=None, help="run only the blocks whose command contains this text")
+    p.add_argument("--only", action="append", default=None,
+                   help="run only the blocks whose command contains this text (repeatable)")
     p.add_argument("--check", action="store_true", help="compare, write nothing; exit 1 on a difference")
     p.add_argument("--list", action="store_true", help="print the blocks and their commands")
     p.add_argument("--workdir", default=None, help="where the commands run (default: a fresh temporary directory)")
     args = p.parse_args(argv)
     chosen = [b for page in PAGES for b in blocks(page)
-              if args.only is None or any(args.only in c for c in b.commands)]
+              if args.only is None or any(t in c for t in args.only for c in b.commands)]
     if args.list:
         for b in chosen:
             print(f"{b.page} [{b.kind}]: " + " ; ".join(b.commands))
