@@ -23,15 +23,19 @@ from ..runs import load_run
 from ..training import train
 from .plots import pyplot
 
-# name -> (base recipe, overrides): the quick setting's BN and RNA (BN+IN) models and the CTRW model
+# name -> (base recipe, overrides): the quick setting's BN and RNA (BN+IN) models and the CTRW model. The "-k1"
+# methods are EOT training at black-box / projected training's cost: each of the 5 attack steps on one fresh draw
+# (K = 1), so steps + 1 = 6 forward-backward passes per image, as the method they are compared with.
 METHODS = {
     "bn-madry": ("quick", {"norms": "bn", "method": "madry"}),
     "bn-trades": ("quick", {"norms": "bn", "method": "trades"}),
     "rna-blackbox": ("quick", {"method": "blackbox"}),
     "rna-eot": ("quick", {"method": "eot"}),
+    "rna-eot-k1": ("quick", {"method": "eot", "eot_attack_draws": 1}),
     "rna-trades": ("quick", {"method": "trades"}),
     "ctrw-project": ("quick-ctrw", {}),
     "ctrw-eot": ("quick-ctrw", {"method": "eot"}),
+    "ctrw-eot-k1": ("quick-ctrw", {"method": "eot", "eot_attack_draws": 1}),
 }
 CURVE = (0, 2, 4, 8, 16, 32, 64)  # eps in 1/255
 
