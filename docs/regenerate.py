@@ -90,7 +90,9 @@ def run(command: str, workdir: Path) -> tuple[str, float]:
 
 
 def duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+    """``53 s``, or ``2 min 00 s`` from 90 s on (rounded to the second first, so never ``1 min 60 s``)."""
+    whole = round(seconds)
+    return f"{whole} s" if whole < 90 else f"{whole // 60} min {whole % 60:02d} s"
 
 
 def render(block: Block, body: str, workdir: Path, where: str) -> str:

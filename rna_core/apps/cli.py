@@ -211,7 +211,7 @@ def cmd_study_methods(args) -> int:
     output_dir(args.out, "study-methods --out")
     res = methods_study.study(args.out, args.methods.split(","), [int(s) for s in args.seeds.split(",")],
                               _backend_arg(args), args.samples, args.curve_samples, args.answers, not args.quiet,
-                              **_overrides(args.set))
+                              args.cached, **_overrides(args.set))
     print(res["table"])
     print(json.dumps({"files": res["files"]}, indent=1))
     return 0
@@ -363,13 +363,16 @@ def _study_commands(sub) -> None:
                                               "protocol (cached per cell: resumes across sittings)")
     _common(sm, out=False)
     sm.add_argument("--out", default="study-methods", help="output directory (cells, runs, table, plot)")
-    sm.add_argument("--methods", default="bn-madry,bn-trades,rna-blackbox,rna-eot,ctrw-project,ctrw-eot",
+    sm.add_argument("--methods", default="bn-madry,bn-trades,rna-blackbox,rna-eot-k1,rna-eot,rna-trades,"
+                                         "ctrw-project,ctrw-eot-k1,ctrw-eot",
                     help="comma list of rna_core.apps.methods_study.METHODS")
     sm.add_argument("--seeds", default="0,1,2")
     sm.add_argument("--samples", type=_positive, default=500, help="test images scored (default 500)")
     sm.add_argument("--curve-samples", type=_positive, default=200, help="test images of the eps curve")
     sm.add_argument("--answers", type=_positive, default=10, help="R: fresh answers per image (default 10)")
     sm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a recipe key for every cell")
+    sm.add_argument("--cached", action="store_true",
+                    help="train nothing: the table and plot of the cells already in --out, the rest listed")
     sm.set_defaults(fn=cmd_study_methods)
     cr = sub.add_parser("ctrw-report", help="CTRW Table 6, sigma distribution, accuracy vs sum(sigma) (JSON + PNG)")
     _checkpoint_args(cr)

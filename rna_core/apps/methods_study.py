@@ -47,12 +47,34 @@ def cost(recipe) -> int:
             "eot": steps * recipe.eot_attack_draws + recipe.eot_update_draws}.get(recipe.method, steps + 2)
 
 
+def settings_of(backend, keys: dict, samples: int, curve_samples: int, answers: int) -> dict:
+    """What a cell's numbers depend on besides (method, seed), as its JSON holds it."""
+    return json.loads(json.dumps({"backend": getattr(backend, "name", backend), "keys": keys, "samples": samples,
+                                  "curve_samples": curve_samples, "answers": answers}, default=str))
+
+
+def cached(out: Path, name: str, seed: int, settings: dict) -> dict | None:
+    """The cached cell of (method, seed), or None; a cell made with other settings is refused by name."""
+    path = out / "cells" / f"{name}-s{seed}.json"
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text())
+    theirs = found.get("settings", {})
+    differ = sorted(k for k in set(settings) | set(theirs) if settings.get(k) != theirs.get(k))
+    if differ:
+        what = ", ".join(f"{k}: {theirs.get(k)!r}, now {settings.get(k)!r}" for k in differ)
+        raise ValueError(f"{path} was made with other settings ({what}); choose another --out or delete the cell")
+    return found
+
+
 def cell(out: Path, name: str, seed: int, keys: dict, backend, samples: int, curve_samples: int, answers: int,
          progress: bool) -> dict:
     """One (method, seed): trained (or continued) and scored, cached in ``out/cells``."""
+    settings = settings_of(backend, keys, samples, curve_samples, answers)
+    found = cached(out, name, seed, settings)
+    if found is not None:
+        return found
     path = out / "cells" / f"{name}-s{seed}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
     base, overrides = METHODS[name]
     recipe = get_recipe(base, **{**overrides, **keys, "seed": seed, "eval_attack": None})
     run_dir = out / "runs" / f"{name}-s{seed}"
@@ -76,7 +98,7 @@ def cell(out: Path, name: str, seed: int, keys: dict, backend, samples: int, cur
               "clean/persistent": scores.get("clean/persistent", scores["clean"]),
               "robust": scores[f"worst-case/{group}"],
               "robust/persistent": scores.get(f"worst-case/{group}/persistent", scores[f"worst-case/{group}"]),
-              "flags": scores["flags"], "curve": curve}
+              "flags": scores["flags"], "curve": curve, "settings": settings}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(result, indent=1).encode())
     return result
@@ -96,7 +118,7 @@ def summary(cells: list[dict]) -> dict[str, dict]:
     return out
 
 
-def markdown(rows: dict[str, dict], answers: int, n: int) -> str:
+def markdown(rows: dict[str, dict], answers: int, n: int, missing: list[str]) -> str:
     """The table: mean [min, max] over seeds, in %."""
     def fmt(s: dict) -> str:
         return f"{100 * s['mean']:.1f} [{100 * s['min']:.1f}, {100 * s['max']:.1f}]"
@@ -109,6 +131,8 @@ def markdown(rows: dict[str, dict], answers: int, n: int) -> str:
     lines.append(f"\nmean [min, max] over seeds; {n} test images, R = {answers} fresh answers per image for the "
                  "randomized models (adaptive: per example the worst of paper, EOT-8 and transfer attacks); "
                  "a deterministic model's persistent accuracy is its accuracy.")
+    if missing:
+        lines.append(f"Not yet run (--cached): {', '.join(missing)}.")
     return "\n".join(lines)
 
 
@@ -140,19 +164,29 @@ def plot(cells: list[dict], out: Path) -> Path:
 
 
 def study(out: str | Path, methods: list[str], seeds: list[int], backend="torch", samples: int = 500,
-          curve_samples: int = 200, answers: int = 10, progress: bool = True, **keys) -> dict:
-    """Every (method, seed) cell (cached), then the summary, the table and the plot."""
+          curve_samples: int = 200, answers: int = 10, progress: bool = True, cached_only: bool = False,
+          **keys) -> dict:
+    """Every (method, seed) cell (cached), then the summary, the table and the plot. ``cached_only``: no training,
+    the table of the cells already made (the others listed as not yet run)."""
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown methods {unknown}; known: {sorted(METHODS)}")
     out = Path(out)
-    cells = []
+    cells, missing = [], []
+    settings = settings_of(backend, keys, samples, curve_samples, answers)
     for i, (name, seed) in enumerate((m, s) for m in methods for s in seeds):
+        if cached_only:
+            found = cached(out, name, seed, settings)
+            cells += [found] if found else []
+            missing += [] if found else [f"{name} seed {seed}"]
+            continue
         if progress:
             print(f"== study methods: cell {i + 1}/{len(methods) * len(seeds)}: {name}, seed {seed}", flush=True)
         cells.append(cell(out, name, seed, keys, backend, samples, curve_samples, answers, progress))
+    if not cells:
+        raise FileNotFoundError(f"no cell of {methods} x seeds {seeds} in {out / 'cells'}: run without --cached")
     rows = summary(cells)
-    table = markdown(rows, answers, cells[0]["n"])
+    table = markdown(rows, answers, cells[0]["n"], missing)
     result = {"study": "methods", "methods": rows, "cells": cells, "files": [str(out / "methods.md"),
                                                                               str(out / "methods.json")]}
     atomic_write(out / "methods.md", (table + "\n").encode())

@@ -1,5 +1,6 @@
 """``rna-core study-methods`` at a tiny size: two methods, one seed, one epoch; every cell cached, a second call
-reads the cache (no training, no evaluation) and gives the same table."""
+reads the cache (no training, no evaluation) and gives the same table; ``--cached`` tables what is there and lists
+the rest; a cell made with other settings is refused."""
 
 from __future__ import annotations
 
@@ -34,3 +35,10 @@ def test_the_study_runs_small_and_resumes_from_its_cache(tmp_path, capsys, monke
     assert main(argv) == 0
     assert capsys.readouterr().out.split("{")[0] == first.split("{")[0]
     assert main([*argv[:4], "bn-madry,nope", *argv[5:]]) == 2
+    assert main([*argv[:6], "0,1", *argv[7:], "--cached"]) == 0
+    partial = capsys.readouterr().out
+    assert "Not yet run (--cached): bn-madry seed 1, rna-eot seed 1." in partial
+    assert "| bn-madry | white-box | 1 | 2 |" in partial
+    assert main([*argv[:8], "17", *argv[9:]]) == 2
+    assert "other settings (samples: 16, now 17)" in capsys.readouterr().err
+    assert main([*argv[:2], str(tmp_path / "empty"), *argv[3:], "--cached"]) == 2
