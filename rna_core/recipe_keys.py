@@ -52,13 +52,15 @@ class DataKeys:
 @dataclass(frozen=True)
 class ModelKeys:
     """``arch`` (``rna_core.models``) at ``width``, the normalization candidates ``norms`` of every slot, drawn per
-    layer (``layer_free``) or tied; CTRW's random weight placement ``ctrw_position`` / ``ctrw_variant``
-    (``rna_core.models.ctrw``; used by method ``ctrw``)."""
+    layer (``layer_free``) or tied; CTRW's random weight W = mu + sigma * eps (``random_weight``: true, false, or
+    null for "with method ``ctrw`` only", so that a CTRW recipe trained by another method, ``eot``, keeps it) at
+    ``ctrw_position`` / ``ctrw_variant`` (``rna_core.models.ctrw``)."""
 
     arch: str = "resnet18"
     width: int | None = None
     norms: str = "bn+in"
     layer_free: bool = True
+    random_weight: bool | None = None
     ctrw_position: int = 0
     ctrw_variant: str = "in"
 

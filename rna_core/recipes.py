@@ -71,6 +71,8 @@ class Recipe:
         missing = {k: cls() for k, cls in OPTIONS.items() if k not in self.options}  # registered since
         if missing:
             object.__setattr__(self, "options", {**self.options, **missing})
+        if self.model.random_weight is False and self.method == "ctrw":
+            raise ConfigError("recipe key 'random_weight' is false, but method 'ctrw' trains the random weight")
         method = METHODS[self.method]
         if self.attack.train_attack is None and method.adversarial:
             raise ConfigError(f"recipe key 'train_attack' is null, but method {self.method!r} trains on attacks")
@@ -93,6 +95,12 @@ class Recipe:
         else:
             holder = object.__getattribute__(self, section)
         return getattr(holder, key)
+
+    @property
+    def with_random_weight(self) -> bool:
+        """Whether the model carries CTRW's random weight: ``random_weight``, or (null) method ``ctrw``."""
+        rw = self.model.random_weight
+        return self.method == "ctrw" if rw is None else rw
 
     @property
     def eval_attacks(self) -> list[AttackSpec]:
@@ -220,15 +228,15 @@ RECIPES: dict[str, Recipe] = {
     # The paper gives PGD-2 with eps 4/255 for training and PGD-50 for evaluation but no step sizes;
     # 2/255 (= eps / 2) and 1/255 are our choice.
     "paper-cifar10-ctrw": recipe(name="paper-cifar10-ctrw", dataset="cifar10", arch="resnet18", norms="bn",
-                                 method="ctrw", **_PAPER_CIFAR),
+                                 method="ctrw", random_weight=True, **_PAPER_CIFAR),
     "paper-cifar100-ctrw": recipe(name="paper-cifar100-ctrw", dataset="cifar100", arch="resnet18", norms="bn",
-                                  method="ctrw", **_PAPER_CIFAR),
+                                  method="ctrw", random_weight=True, **_PAPER_CIFAR),
     # CTRW on the bundled 28 x 28 x 1 data: the paper's per-entry mean sigma (A / m = 1000 / 3072, B / m = 2400 /
     # 3072 at position 0 on CIFAR) scaled to m = 784 entries
     "quick-ctrw": recipe(name="quick-ctrw", dataset="bundled", arch="resnet18", width=8, norms="bn", method="ctrw",
-                         epochs=4, batch_size=128, lr=0.05, schedule="piecewise", milestones=(0.75,), crop_padding=2,
-                         flip=True, train_attack=pgd(5, 8 / 255, 2.5 / 255), eval_samples=500,
-                         sigma_lower=1000 * 784 / 3072, sigma_upper=2400 * 784 / 3072),
+                         random_weight=True, epochs=4, batch_size=128, lr=0.05, schedule="piecewise",
+                         milestones=(0.75,), crop_padding=2, flip=True, train_attack=pgd(5, 8 / 255, 2.5 / 255),
+                         eval_samples=500, sigma_lower=1000 * 784 / 3072, sigma_upper=2400 * 784 / 3072),
     "quick": recipe(name="quick", dataset="bundled", arch="resnet18", width=8, norms="bn+in", method="blackbox",
                     epochs=4, batch_size=128, lr=0.05, schedule="piecewise", milestones=(0.75,), crop_padding=2,
                     flip=True, train_attack=pgd(5, 8 / 255, 2.5 / 255), eval_samples=500),

@@ -53,7 +53,7 @@ def _datasets(recipe: Recipe):
 def _arch(recipe: Recipe, data) -> dict:
     arch = {"name": recipe.arch, "num_classes": data.num_classes, "in_channels": data.shape[0],
             "width": recipe.width, "mean": list(data.mean), "std": list(data.std)}
-    if recipe.method == "ctrw":
+    if recipe.with_random_weight:
         arch["ctrw"] = {"position": recipe.ctrw_position, "variant": recipe.ctrw_variant,
                         "image_size": list(data.shape[1:])}
     return arch

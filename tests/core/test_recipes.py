@@ -47,8 +47,8 @@ FLAT_KEYS = {"apart_eps", "apart_groups", "apart_ratio", "arch", "attack_in_trai
              "weight_decay", "width"}
 
 
-ADDED = {"workers", "trades_beta", "eot_attack_draws", "eot_update_draws"}  # added since, with defaults: older
-# sidecars load without them
+# added since, with defaults: older sidecars load without them
+ADDED = {"workers", "trades_beta", "eot_attack_draws", "eot_update_draws", "random_weight"}
 
 
 def test_sections_keep_every_flat_key_and_both_sidecar_forms_load():
@@ -64,6 +64,23 @@ def test_sections_keep_every_flat_key_and_both_sidecar_forms_load():
         Recipe.from_dict({**r.flat(), "nope": 1})
     with pytest.raises(AttributeError, match="no key 'nope'"):
         r.nope  # noqa: B018
+
+
+def test_a_ctrw_recipe_keeps_its_random_weight_under_another_method():
+    """random_weight: null means "with method ctrw"; the CTRW recipes set it, so EOT training of quick-ctrw trains
+    the random weight (the arch gets its entry), and a ctrw recipe without one is refused by name."""
+    from rna_core.data import load_bundled
+    from rna_core.training.run import _arch
+    from rna_core.validation import ConfigError
+
+    data = load_bundled("test")
+    assert "ctrw" in _arch(get_recipe("quick-ctrw", method="eot"), data)
+    assert "ctrw" in _arch(get_recipe("quick", method="ctrw"), data)  # null: the method decides
+    assert "ctrw" not in _arch(get_recipe("quick"), data)
+    assert "ctrw" not in _arch(get_recipe("quick-ctrw", method="madry", random_weight=None), data)
+    assert get_recipe("quick", random_weight=True).with_random_weight
+    with pytest.raises(ConfigError, match="'random_weight' is false, but method 'ctrw'"):
+        get_recipe("quick-ctrw", random_weight=False)
 
 
 def test_the_environment_overrides_every_recipe_after_the_callers_keys(monkeypatch, capsys):
