@@ -143,12 +143,16 @@ def _existing_run(run_dir: Path, resume: bool) -> bool:
     return has_ckpt
 
 
+def _resolved(recipe: Recipe) -> dict:
+    """The recipe's flat keys as JSON holds them, ``random_weight`` resolved (null and a ctrw method is true)."""
+    return {**json.loads(json.dumps(recipe.flat())), "random_weight": recipe.with_random_weight}
+
+
 def _resume(state: RunState, be: Backend) -> None:
     """Weights, momentum, streams, history and place of the run directory's latest checkpoint (same recipe but for
     ``RESUMABLE_CHANGES``)."""
     weights, opt_state, meta = load_checkpoint(state.run_dir)
-    wanted = json.loads(json.dumps(state.recipe.flat()))
-    saved = json.loads(json.dumps(saved_recipe(meta, state.run_dir).flat()))
+    wanted, saved = (_resolved(r) for r in (state.recipe, saved_recipe(meta, state.run_dir)))
     diff = sorted(k for k in wanted if saved.get(k) != wanted[k] and k not in RESUMABLE_CHANGES)
     if diff:
         raise ValueError(f"cannot resume {state.run_dir}: recipe differs in {diff}")

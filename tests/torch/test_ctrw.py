@@ -86,6 +86,25 @@ def test_train_ctrw_end_to_end_and_reload(tmp_path):
     assert recipe.sigma_lower - 1e-2 <= total <= recipe.sigma_upper + 1e-2
 
 
+def test_a_run_from_before_random_weight_resumes_and_eot_trains_the_random_weight(tmp_path):
+    """A CTRW run whose recipe predates the key (null: with method ctrw) resumes under quick-ctrw (true); EOT
+    training of quick-ctrw trains a model with the random weight, sum(sigma) in [A, B]."""
+    import json
+    import shutil
+
+    keys = dict(arch="small_cnn", width=4, train_samples=64, batch_size=32, epochs=2, progress=False,
+                evaluate_at_end=False, **{"train_attack.steps": 1})
+    rna_core.train("quick-ctrw", "torch", tmp_path / "old", random_weight=None, **keys)
+    shutil.copytree(tmp_path / "old", tmp_path / "crashed", ignore=shutil.ignore_patterns("*e0001*", ".lock"))
+    (tmp_path / "crashed" / "latest.json").write_text(json.dumps({"checkpoint": "ckpt-e0000"}))
+    resumed = rna_core.train("quick-ctrw", "torch", tmp_path / "crashed", resume=True, **keys)
+    assert len(resumed.history) == 2
+    rna_core.train("quick-ctrw", "torch", tmp_path / "eot", method="eot", eot_attack_draws=2, **keys)
+    total = load_classifier(str(tmp_path / "eot"), "torch").sigmas()["ctrw.sigma"].sum()
+    bounds = get_recipe("quick-ctrw")
+    assert bounds.sigma_lower - 1e-2 <= total <= bounds.sigma_upper + 1e-2
+
+
 def test_ctrw_reports_write_json_and_png(tmp_path):
     from rna_core.apps import ctrw_report
     from rna_core.attacks import pgd as pgd_spec
