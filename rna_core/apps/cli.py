@@ -209,7 +209,8 @@ def cmd_study_methods(args) -> int:
 
     require_plots("rna-core study-methods")
     output_dir(args.out, "study-methods --out")
-    res = methods_study.study(args.out, args.methods.split(","), [int(s) for s in args.seeds.split(",")],
+    methods = args.methods.split(",") if args.methods else list(methods_study.DEFAULT)
+    res = methods_study.study(args.out, methods, [int(s) for s in args.seeds.split(",")],
                               _backend_arg(args), args.samples, args.curve_samples, args.answers, not args.quiet,
                               args.cached, **_overrides(args.set))
     print(res["table"])
@@ -363,9 +364,8 @@ def _study_commands(sub) -> None:
                                               "protocol (cached per cell: resumes across sittings)")
     _common(sm, out=False)
     sm.add_argument("--out", default="study-methods", help="output directory (cells, runs, table, plot)")
-    sm.add_argument("--methods", default="bn-madry,bn-trades,rna-blackbox,rna-eot-k1,rna-eot,rna-trades,"
-                                         "ctrw-project,ctrw-eot-k1,ctrw-eot",
-                    help="comma list of rna_core.apps.methods_study.METHODS")
+    sm.add_argument("--methods", default=None,
+                    help="comma list of rna_core.apps.methods_study.METHODS (default: all nine, DEFAULT's order)")
     sm.add_argument("--seeds", default="0,1,2")
     sm.add_argument("--samples", type=_positive, default=500, help="test images scored (default 500)")
     sm.add_argument("--curve-samples", type=_positive, default=200, help="test images of the eps curve")

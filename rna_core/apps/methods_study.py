@@ -37,6 +37,8 @@ METHODS = {
     "ctrw-eot": ("quick-ctrw", {"method": "eot"}),
     "ctrw-eot-k1": ("quick-ctrw", {"method": "eot", "eot_attack_draws": 1}),
 }
+DEFAULT = ("bn-madry", "bn-trades", "rna-blackbox", "rna-eot-k1", "rna-eot", "rna-trades", "ctrw-project",
+           "ctrw-eot-k1", "ctrw-eot")  # the study's rows, in order
 CURVE = (0, 2, 4, 8, 16, 32, 64)  # eps in 1/255
 
 
@@ -136,6 +138,19 @@ def markdown(rows: dict[str, dict], answers: int, n: int, missing: list[str]) ->
     return "\n".join(lines)
 
 
+def tabulate(out: Path, methods: list[str], seeds: list[int], settings: dict) -> tuple[list[dict], str]:
+    """The cached cells of ``methods`` x ``seeds`` in ``out/cells`` (in that order) and their table; cells not made
+    yet are listed under it."""
+    cells, missing = [], []
+    for name, seed in ((m, s) for m in methods for s in seeds):
+        found = cached(out, name, seed, settings)
+        cells += [found] if found else []
+        missing += [] if found else [f"{name} seed {seed}"]
+    if not cells:
+        raise FileNotFoundError(f"no cell of {methods} x seeds {seeds} in {out / 'cells'}: run without --cached")
+    return cells, markdown(summary(cells), settings["answers"], cells[0]["n"], missing)
+
+
 def plot(cells: list[dict], out: Path) -> Path:
     """Robust accuracy against eps, one panel per method, one line per seed (expected solid, persistent dashed)."""
     plt = pyplot()
@@ -152,11 +167,14 @@ def plot(cells: list[dict], out: Path) -> Path:
             ax.plot(eps, [100 * p["persistent"] for p in c["curve"]], ls="--", color=f"C{c['seed'] % 10}")
         ax.set_title(name)
         ax.set_xscale("symlog", linthresh=2)
+        ax.set_xticks(CURVE, [str(e) for e in CURVE])
         ax.set_xlabel("eps (x/255)")
     for ax in axes.flat[len(names):]:
         ax.axis("off")
     axes[0][0].set_ylabel("accuracy (%)")
     axes[0][0].legend(fontsize=7)
+    fig.suptitle("PGD-20 accuracy against eps: white-box (deterministic) or adaptive (randomized); solid expected, "
+                 "dashed persistent over the R answers", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "eps_curve.png", dpi=110)
     plt.close(fig)
@@ -172,21 +190,13 @@ def study(out: str | Path, methods: list[str], seeds: list[int], backend="torch"
     if unknown:
         raise ValueError(f"unknown methods {unknown}; known: {sorted(METHODS)}")
     out = Path(out)
-    cells, missing = [], []
-    settings = settings_of(backend, keys, samples, curve_samples, answers)
-    for i, (name, seed) in enumerate((m, s) for m in methods for s in seeds):
-        if cached_only:
-            found = cached(out, name, seed, settings)
-            cells += [found] if found else []
-            missing += [] if found else [f"{name} seed {seed}"]
-            continue
-        if progress:
-            print(f"== study methods: cell {i + 1}/{len(methods) * len(seeds)}: {name}, seed {seed}", flush=True)
-        cells.append(cell(out, name, seed, keys, backend, samples, curve_samples, answers, progress))
-    if not cells:
-        raise FileNotFoundError(f"no cell of {methods} x seeds {seeds} in {out / 'cells'}: run without --cached")
+    if not cached_only:
+        for i, (name, seed) in enumerate((m, s) for m in methods for s in seeds):
+            if progress:
+                print(f"== study methods: cell {i + 1}/{len(methods) * len(seeds)}: {name}, seed {seed}", flush=True)
+            cell(out, name, seed, keys, backend, samples, curve_samples, answers, progress)
+    cells, table = tabulate(out, methods, seeds, settings_of(backend, keys, samples, curve_samples, answers))
     rows = summary(cells)
-    table = markdown(rows, answers, cells[0]["n"], missing)
     result = {"study": "methods", "methods": rows, "cells": cells, "files": [str(out / "methods.md"),
                                                                               str(out / "methods.json")]}
     atomic_write(out / "methods.md", (table + "\n").encode())
