@@ -46,3 +46,14 @@ def test_every_printed_command_parses_and_has_been_run():
     for b in found:
         body = (ROOT / b.page).read_text()[slice(*b.span)]
         assert regenerate.MEASURED in body and "not yet" not in body, f"{b.page}: {b.commands[0]} was never run"
+
+
+def test_the_readme_methods_table_is_made_from_the_committed_cells():
+    """The README's table of ``rna-core study-methods`` is ``--cached``'s table of the cells in docs/study-methods
+    (each cell's JSON: its settings, scores and eps curve), for the default methods and seeds 0, 1, 2."""
+    from rna_core.apps import methods_study
+
+    settings = methods_study.settings_of("torch", {}, 500, 200, 10)
+    _, table = methods_study.tabulate(ROOT / "docs" / "study-methods", list(methods_study.DEFAULT), [0, 1, 2],
+                                      settings)
+    assert table in (ROOT / "README.md").read_text()
