@@ -18,6 +18,7 @@ import numpy as np
 from .. import attacks as A
 from ..checkpoints import atomic_write
 from ..evaluation import evaluate
+from ..methods import passes_per_image
 from ..recipes import get_recipe
 from ..runs import load_run
 from ..training import train
@@ -40,13 +41,6 @@ METHODS = {
 DEFAULT = ("bn-madry", "bn-trades", "rna-blackbox", "rna-eot-k1", "rna-eot", "rna-trades", "ctrw-project",
            "ctrw-eot-k1", "ctrw-eot")  # the study's rows, in order
 CURVE = (0, 2, 4, 8, 16, 32, 64)  # eps in 1/255
-
-
-def cost(recipe) -> int:
-    """Forward-backward passes per training image of one step of the recipe's method."""
-    steps = recipe.train_attack.steps if recipe.train_attack is not None else 0
-    return {"clean": 1, "madry": steps + 1, "blackbox": steps + 1, "ctrw": steps + 1, "trades": steps + 2,
-            "eot": steps * recipe.eot_attack_draws + recipe.eot_update_draws}.get(recipe.method, steps + 2)
 
 
 def settings_of(backend, keys: dict, samples: int, curve_samples: int, answers: int) -> dict:
@@ -95,7 +89,7 @@ def cell(out: Path, name: str, seed: int, keys: dict, backend, samples: int, cur
         key = f"worst-case/{group}" if e else "clean"
         curve.append({"eps_255": e, "expected": r[key], "persistent": r.get(f"{key}/persistent", r[key])})
     result = {"method": name, "seed": seed, "recipe": recipe.name, "training": recipe.method, "norms": recipe.norms,
-              "cost": cost(recipe), "epochs": recipe.epochs, "threat_model": group, "n": scores["n"],
+              "cost": passes_per_image(recipe), "epochs": recipe.epochs, "threat_model": group, "n": scores["n"],
               "answers": scores["answers"], "clean": scores["clean"],
               "clean/persistent": scores.get("clean/persistent", scores["clean"]),
               "robust": scores[f"worst-case/{group}"],
@@ -128,7 +122,7 @@ def markdown(rows: dict[str, dict], answers: int, n: int, missing: list[str]) ->
     lines = ["| method | threat model | seeds | passes / image / step | clean | clean, persistent | PGD-20 + APGD-CE "
              "worst case | persistent |", "|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['threat_model']} | {len(r['seeds'])} | {r['cost']} | {fmt(r['clean'])} | "
+        lines.append(f"| {name} | {r['threat_model']} | {len(r['seeds'])} | {r['cost']:g} | {fmt(r['clean'])} | "
                      f"{fmt(r['clean/persistent'])} | {fmt(r['robust'])} | {fmt(r['robust/persistent'])} |")
     lines.append(f"\nmean [min, max] over seeds; {n} test images, R = {answers} fresh answers per image for the "
                  "randomized models (adaptive: per example the worst of paper, EOT-8 and transfer attacks); "

@@ -5,7 +5,17 @@ adversarial training). A step is written once against ``Step``
 "Adding a training method")."""
 
 from . import apart, blackbox, clean, ctrw, eot, madry, sam, trades
-from .base import METHODS, OPTIONS, Method, Step, StepResult, get_method, register_method, take_step
+from .base import (
+    METHODS,
+    OPTIONS,
+    Method,
+    Step,
+    StepResult,
+    get_method,
+    passes_per_image,
+    register_method,
+    take_step,
+)
 
 __all__ = ["METHODS", "OPTIONS", "Method", "Step", "StepResult", "apart", "blackbox", "clean", "ctrw", "eot",
-           "get_method", "madry", "register_method", "sam", "take_step", "trades"]
+           "get_method", "madry", "passes_per_image", "register_method", "sam", "take_step", "trades"]

@@ -77,5 +77,6 @@ def check_apart(recipe) -> None:
     check_two_pass(recipe)
 
 
-register_method(Method("apart", apart, options=(ApartOptions,), check=check_apart))
-register_method(Method("apart-sam", apart_sam, options=(ApartOptions, SamOptions), check=check_apart))
+register_method(Method("apart", apart, options=(ApartOptions,), check=check_apart, passes=lambda r: 1 + r.apart_ratio))
+register_method(Method("apart-sam", apart_sam, options=(ApartOptions, SamOptions), check=check_apart,
+                       passes=lambda r: 1 + r.apart_ratio))

@@ -125,13 +125,24 @@ class Method:
     trains on ``recipe.train_attack``'s examples (the recipe must give one); ``options``: the frozen dataclasses of
     its recipe keys (each with a ``section`` name; their fields are recipe keys, checked in their
     ``__post_init__``, every recipe holds every registered section); ``check(recipe)`` raises ``ConfigError`` for
-    recipe keys the method cannot run with (None: it runs with any)."""
+    recipe keys the method cannot run with (None: it runs with any); ``passes(recipe)``: forward-backward passes
+    per training image of one step (None: the training attack's steps + 1 if ``adversarial``, else 1)."""
 
     name: str
     step: Callable[[Step, np.ndarray, np.ndarray], StepResult]
     adversarial: bool = False
     options: tuple[type, ...] = ()
     check: Callable[[Any], None] | None = None
+    passes: Callable[[Any], float] | None = None
+
+
+def passes_per_image(recipe) -> float:
+    """Forward-backward passes per training image of one step of ``recipe.method``: a training cost to compare
+    methods at."""
+    method = get_method(recipe.method)
+    if method.passes is not None:
+        return method.passes(recipe)
+    return recipe.train_attack.steps + 1 if method.adversarial else 1
 
 
 METHODS: dict[str, Method] = {}

@@ -42,4 +42,5 @@ def eot(step: Step, x: np.ndarray, y: np.ndarray) -> StepResult:
     return step.result(grads[0], y)
 
 
-register_method(Method("eot", eot, adversarial=True, options=(EotOptions,)))
+register_method(Method("eot", eot, adversarial=True, options=(EotOptions,),
+                       passes=lambda r: r.train_attack.steps * r.eot_attack_draws + r.eot_update_draws))

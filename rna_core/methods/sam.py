@@ -55,4 +55,4 @@ def check_two_pass(recipe) -> None:
                           "compute Eq. 3 with each rank's own batch statistics (APART's groups are per rank)")
 
 
-register_method(Method("sam", sam, options=(SamOptions,), check=check_two_pass))
+register_method(Method("sam", sam, options=(SamOptions,), check=check_two_pass, passes=lambda r: 2))

@@ -68,4 +68,5 @@ def trades(step: Step, x: np.ndarray, y: np.ndarray) -> StepResult:
     return step.result(grad, y)
 
 
-register_method(Method("trades", trades, adversarial=True, options=(TradesOptions,)))
+register_method(Method("trades", trades, adversarial=True, options=(TradesOptions,),
+                       passes=lambda r: r.train_attack.steps + 2))  # the KL attack's steps, then two forwards

@@ -99,3 +99,17 @@ def test_the_environment_overrides_every_recipe_after_the_callers_keys(monkeypat
         get_recipe("quick")
     monkeypatch.delenv("RNA_SET")
     assert get_recipe("quick") is RECIPES["quick"]
+
+
+def test_each_method_states_its_passes_per_training_image():
+    """The training cost methods are compared at: steps + 1 for an attack-then-update method, K steps + M for EOT
+    training, steps + 2 for TRADES (its update differentiates two forwards), 2 for SAM, 1 + ratio for APART."""
+    from rna_core.methods import passes_per_image
+
+    quick = get_recipe("quick")  # PGD-5 training attack
+    assert [passes_per_image(quick.replace(method=m)) for m in ("clean", "madry", "blackbox", "ctrw", "trades")] \
+        == [1, 6, 6, 6, 7]
+    assert passes_per_image(quick.replace(method="eot")) == 5 * 8 + 1
+    assert passes_per_image(quick.replace(method="eot", eot_attack_draws=1, eot_update_draws=2)) == 7
+    apart = get_recipe("quick-apart")
+    assert passes_per_image(apart) == 1 + apart.apart_ratio and passes_per_image(get_recipe("quick-sam")) == 2
