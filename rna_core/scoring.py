@@ -66,3 +66,20 @@ def score(mats: list[np.ndarray], clusters: np.ndarray) -> Score:
     q = persistent.mean()
     return Score(float(expected.mean()), float(q), float(np.sqrt(example_var + draw_var)),
                  float(np.sqrt(q * (1 - q) / n)), r)
+
+
+def per_class(mats: list[np.ndarray], labels: np.ndarray, classes: int) -> dict[str, list]:
+    """Per class c: n_c, the examples labelled c, and their expected and persistent accuracy (several matrices:
+    the per-example worst case, ``combine``), mean_{i: y_i = c} of each; None for a class the data does not hold.
+    Where a model's robustness lives: a few classes kept whole, or every class a little."""
+    expected, persistent = combine(mats)
+    labels = np.asarray(labels, np.int64)
+    if labels.shape != expected.shape:
+        raise ValueError(f"{len(labels)} labels for {len(expected)} answered examples")
+    counts = np.bincount(labels, minlength=classes)
+
+    def mean(v: np.ndarray) -> list[float | None]:
+        sums = np.bincount(labels, weights=v.astype(np.float64), minlength=classes)
+        return [float(s / c) if c else None for s, c in zip(sums, counts, strict=True)]
+
+    return {"n": counts.tolist(), "expected": mean(expected), "persistent": mean(persistent)}

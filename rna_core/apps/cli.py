@@ -155,7 +155,7 @@ def cmd_evaluate(args) -> int:
     card = model_card(metrics, run.classifier, run.meta, str(args.checkpoint),
                       f"{run.recipe.dataset} test", args.seed)
     out = {"card": card, "metrics": metrics}
-    text = card_markdown(card, metrics, name)
+    text = card_markdown(card, metrics, name, args.by_class)
     if args.trials:
         out["trials"] = trials(run.classifier, run.test, attacks, args.trials, "paper", args.eot, args.seed,
                                progress=progress)
@@ -339,6 +339,8 @@ def _evaluation_commands(sub) -> None:
                    help="paper (attack a held draw), adaptive (EOT, transfer), oracle (diagnostic: the attacked draw "
                         "answers), joined with '+'; both = paper+adaptive (default), all")
     e.add_argument("--trials", type=_non_negative, default=0, help="also repeat the paper protocol N times (stability)")
+    e.add_argument("--by-class", action="store_true",
+                   help="add the accuracy per class (clean and each worst case) to the printed card (JSON: always)")
     e.add_argument("--report", default=None, type=_nonempty, metavar="DIR",
                    help="keep each finished attack in DIR as it completes (a killed evaluation resumes there) and "
                         "write the model card to DIR/card.md and DIR/card.json (default: reports/<run>-<hash of "

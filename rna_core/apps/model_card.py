@@ -60,13 +60,15 @@ def model_card(metrics: dict, clf: Classifier, meta: dict | None = None, checkpo
         "forward_passes_per_image": {k.removeprefix("forwards/"): v for k, v in metrics.items()
                                      if k.startswith("forwards/")},
         "flags": metrics.get("flags", []),
+        "per_class": metrics.get("per_class", {}),
         "software": {"rna_core": __version__, **clf.backend.describe()},
         "date": datetime.date.today().isoformat(),
     }
 
 
-def card_markdown(card: dict, metrics: dict, name: str) -> str:
-    """The card as markdown: a summary, the accuracy table and the flags."""
+def card_markdown(card: dict, metrics: dict, name: str, by_class: bool = False) -> str:
+    """The card as markdown: a summary, the accuracy table and the flags (``by_class``: and the accuracy per
+    class)."""
     h, ev, model = card["headline"], card["evaluation"], card["model"]
     threat = ", ".join(f"{t['norm']} eps {t['eps_255']}/255" if t["eps_255"] is not None else
                        f"{t['norm']} eps {t['eps']}" for t in card["threat_model"]) or "none"
@@ -84,4 +86,22 @@ def card_markdown(card: dict, metrics: dict, name: str) -> str:
              f"- software: rna-core {card['software']['rna_core']}, {card['software']['framework']} "
              f"({card['software']['device']}, {card['software']['mode']})", "",
              markdown({name: metrics}, "Accuracy (%)")]
-    return "\n".join(lines)
+    return "\n".join(lines + (class_table(card["per_class"], model["randomized"]) if by_class else []))
+
+
+def class_table(per_class: dict[str, dict], randomized: bool, most: int = 20) -> list[str]:
+    """Markdown lines of the accuracy per class (rows) for the clean answers and each worst case (columns), as
+    "expected / persistent" for a randomized model; none for data with more than ``most`` classes (JSON only)."""
+    if not per_class or len(per_class["clean"]["n"]) > most:
+        return []
+    keys = list(per_class)
+
+    def cell(d: dict, c: int) -> str:
+        e, p = d["expected"][c], d["persistent"][c]
+        return "-" if e is None else f"{100 * e:.1f}" + (f" / {100 * p:.1f}" if randomized else "")
+
+    lines = ["", "### Accuracy per class (%)", "", "| class | n | " + " | ".join(keys) + " |",
+             "|" + "---|" * (len(keys) + 2)]
+    for c, n in enumerate(per_class["clean"]["n"]):
+        lines.append(f"| {c} | {n} | " + " | ".join(cell(per_class[k], c) for k in keys) + " |")
+    return lines

@@ -29,7 +29,9 @@ and the result's ``protocols_skipped`` says what was not run and why. ``randomne
 holding several attacks (AutoAttack's members) combine the same way. Minimum-norm attacks (CW, DeepFool) submit
 their output only where its L2 distance is within their budget ``eps``, else the clean image; they also report the
 median L2 distortion of the examples most answers misclassify. ``forwards/<col>/<member>`` counts the forward
-passes per image the attack spent (a gradient counts one). Results carry ``flags`` (``flags``).
+passes per image the attack spent (a gradient counts one). Results carry ``flags`` (``flags``) and ``per_class``:
+for the clean answers and each worst case, every class's example count and expected and persistent accuracy
+(``scoring.per_class``: where the robustness lives).
 
 The work runs column by column: the clean answers over every batch, then each attack column over every batch
 (``record``: the data is read once per column and must not change between passes). With ``save_dir`` each finished
@@ -52,7 +54,7 @@ from ..classifier import Classifier
 from ..data.inputs import as_examples, count_batches, first_images, iterate
 from ..progress import forward_bar
 from ..protocols import ANSWER_MODES, parse_protocols
-from ..scoring import Score, score
+from ..scoring import Score, per_class, score
 from .answers import Batch
 from .flags import flags
 from .record import Passes, Record, Store
@@ -235,6 +237,10 @@ def _result(header: dict, record: Record, columns: dict, protocols: tuple[str, .
     mats = _group(record.answers, [c for c in columns if c in record.done], protocols)
     for key, ms in mats.items():
         out.update(score(ms, record.clusters).to_dict(key))
+    if record.marks:
+        labels = np.concatenate([y for y, _ in record.marks])
+        out["per_class"] = {k: per_class(mats[k], labels, header["classes"]) for k in mats
+                            if k == "clean" or k.startswith("worst-case/")}
     for key, v in record.tally.dists.items():
         d = np.concatenate(v)
         out[key] = float(np.nanmedian(d)) if np.isfinite(d).any() else None

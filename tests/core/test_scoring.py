@@ -15,7 +15,7 @@ from rna_core.data import ArrayDataset
 from rna_core.evaluation import evaluate, parse_protocols
 from rna_core.ops import NumpyOps
 from rna_core.paths import PathSpace
-from rna_core.scoring import combine, score
+from rna_core.scoring import combine, per_class, score
 
 P_CORRECT = 0.7
 
@@ -34,6 +34,19 @@ def test_worst_case_takes_each_examples_worst_attack():
     expected, persistent = combine([a, b])
     np.testing.assert_array_equal(expected, [0.5, 0.5, 0.0])
     np.testing.assert_array_equal(persistent, [False, False, False])
+
+
+def test_per_class_accuracy_is_the_mean_of_each_classs_worst_case():
+    a = np.array([[1, 1], [0, 1], [1, 1], [0, 0], [1, 0]], bool)
+    b = np.array([[1, 0], [1, 1], [1, 1], [0, 0], [1, 1]], bool)
+    y = np.array([0, 0, 2, 2, 0])
+    got = per_class([a, b], y, 4)
+    assert got["n"] == [3, 0, 2, 0]
+    # per example: expected min(1, .5), min(.5, 1), 1, 0, min(.5, 1); persistent only example 2
+    np.testing.assert_allclose(got["expected"][0], (0.5 + 0.5 + 0.5) / 3)
+    assert got["expected"][2] == 0.5 and got["persistent"] == [0.0, None, 0.5, None]
+    with pytest.raises(ValueError, match="4 labels for 5"):
+        per_class([a], y[:4], 4)
 
 
 def test_standard_error_covers_the_spread_of_shared_draws():
@@ -128,6 +141,17 @@ def test_the_oracle_never_enters_a_worst_case(coin):
     assert m["Coin-1/oracle"] == 0.0
     assert m["worst-case/adaptive"] > 0.4 and m["worst-case/paper"] > 0.5  # far above the oracle's 0
     assert "worst-case/oracle" not in m and m["Coin-1/adaptive"] == m["worst-case/adaptive"]
+
+
+def test_evaluate_reports_each_class_whose_weighted_mean_is_the_whole(coin):
+    clf, data = coin
+    m = evaluate(clf, data, [AttackSpec("coin", steps=1)], "both", eot=2, answers=10, seed=0, batch_size=100,
+                 progress=False)
+    assert set(m["per_class"]) == {"clean", "worst-case/paper", "worst-case/adaptive"}
+    for key, d in m["per_class"].items():
+        assert d["n"] == [40] * 10
+        for kind, whole in (("expected", m[key]), ("persistent", m[f"{key}/persistent"])):
+            np.testing.assert_allclose(np.dot(d["n"], d[kind]) / 400, whole, atol=1e-12)
 
 
 def test_protocol_names():

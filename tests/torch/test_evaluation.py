@@ -95,7 +95,7 @@ def test_studies_write_json_and_png(rna, tmp_path):
 def test_cli_evaluate_writes_a_model_card(rna, tmp_path, capsys):
     _, _, run = rna
     assert main(["evaluate", str(run), "--samples", "32", "--attacks", "pgd:2,autoattack-rand:2", "--eot", "2",
-                 "--answers", "3", "--protocol", "all", "--trials", "2", "--quiet", "--report",
+                 "--answers", "3", "--protocol", "all", "--trials", "2", "--quiet", "--by-class", "--report",
                  str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "Model card" in out and "AutoAttack-rand" in out and "oracle (diagnostic)" in out
@@ -105,6 +105,10 @@ def test_cli_evaluate_writes_a_model_card(rna, tmp_path, capsys):
     assert card["headline"]["key"] == "worst-case/adaptive" and "persistent" in card["headline"]
     assert card["threat_model"][0] == {"norm": "Linf", "eps": 8 / 255, "eps_255": 8.0}
     assert card["forward_passes_per_image"]["PGD-2/paper"] == 2 and "trials" in report
+    per_class = card["per_class"]["worst-case/adaptive"]
+    assert sum(per_class["n"]) == 32 and "### Accuracy per class (%)" in out
+    assert abs(sum(n * e for n, e in zip(per_class["n"], per_class["expected"], strict=True) if n) / 32
+               - card["headline"]["expected"]) < 1e-9
     code = main(["sanity", str(run), "--samples", "32", "--steps", "2", "--eot", "2", "--trials", "2",
                  "--queries", "10", "--answers", "2", "--quiet"])
     text = capsys.readouterr().out
