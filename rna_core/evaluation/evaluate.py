@@ -238,7 +238,7 @@ def _result(header: dict, record: Record, columns: dict, protocols: tuple[str, .
     for key, ms in mats.items():
         out.update(score(ms, record.clusters).to_dict(key))
     if record.marks:
-        labels = np.concatenate([y for y, _ in record.marks])
+        labels = record.labels()
         out["per_class"] = {k: per_class(mats[k], labels, header["classes"]) for k in mats
                             if k == "clean" or k.startswith("worst-case/")}
     for key, v in record.tally.dists.items():

@@ -40,6 +40,10 @@ class Record:
     marks: list[tuple[np.ndarray, float]] | None = None
     done: list[str] = field(default_factory=list)
 
+    def labels(self) -> np.ndarray:
+        """Every example's label, in the answers' row order (from the batches' marks)."""
+        return np.concatenate([y for y, _ in self.marks]).astype(np.int64)
+
     def add(self, per_batch: list[dict[str, list[np.ndarray]]]) -> None:
         """One column's answers, batch by batch, joined over the batches."""
         for key in per_batch[0]:
@@ -121,7 +125,7 @@ class Store:
                   for i, m in enumerate(ms)}
         arrays.update({f"dists/{k}": np.concatenate(v) for k, v in record.tally.dists.items()})
         arrays["clusters"] = np.asarray(record.clusters, np.int64)
-        arrays["labels"] = np.concatenate([y for y, _ in record.marks]).astype(np.int64)
+        arrays["labels"] = record.labels()
         atomic_write(self.dir / ANSWERS, save(arrays))
         state = {"settings": self.settings, "complete": complete, "done": record.done,
                  "answers": {k: len(v) for k, v in record.answers.items()}, "forwards": record.tally.forwards,
